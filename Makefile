@@ -1,0 +1,41 @@
+# vid-sme: two commands for a new user.
+#   make reproduce   set up the pinned environment and run the embedded default end to end
+#   make test        set up the same environment and run the test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+LOCK_HASH := $(shell sha256sum requirements.lock | cut -c1-12)
+VENV ?= $(HOME)/.cache/vidsme/venv-$(LOCK_HASH)
+BIN := $(VENV)/bin
+CORES ?= 2
+CONFIG ?= config/config.yaml
+export PYTHONHASHSEED := 0
+
+.PHONY: env reproduce test test-fast lint bench clean-results
+
+# One environment per lock file, reused across runs and checkouts.
+$(VENV)/.ready: requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip==25.3
+	$(BIN)/python -m pip install -q -r requirements.lock
+	touch $@
+
+env: $(VENV)/.ready
+	@$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e . >/dev/null
+
+reproduce: env
+	@start=$$(date +%s); \
+	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG) --printshellcmds && \
+	echo "Done in $$(( $$(date +%s) - start )) s. Tables: results/embedded/tables/  Figures: results/embedded/figures/  README of outputs: results/README.md"
+
+test: env
+	$(BIN)/python -m pytest -n $(CORES) -q tests
+
+test-fast: env
+	$(BIN)/python -m pytest -n $(CORES) -q -m "not slow" tests
+
+lint: env
+	$(BIN)/snakemake --lint --configfile $(CONFIG)
+	$(BIN)/snakefmt --check Snakefile rules/
+
+bench: env
+	$(BIN)/python benchmarks/run_all.py
