@@ -1,0 +1,78 @@
+# Embedded default: generate the videos and train the target on the members.
+
+
+rule embedded_data:
+    output:
+        sheet="data/embedded/samples.tsv",
+        videos=directory("data/embedded/videos"),
+    log:
+        "logs/embedded_data.log",
+    benchmark:
+        "benchmarks/out/embedded_data.tsv"
+    conda:
+        "../environment.yml"
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        synth=lambda w: embedded_cfg("synth"),
+        seed=config["seed"],
+    script:
+        "../scripts/embedded_data.py"
+
+
+rule train_target:
+    input:
+        sheet="data/embedded/samples.tsv",
+    output:
+        model=directory(f"{RES}/target/model"),
+        curve=f"{RES}/target/train_log.tsv",
+        memorisation=f"{RES}/target/memorisation.json",
+    log:
+        f"{LOGS}/train_target.log",
+    benchmark:
+        f"{BENCH}/train_target.tsv"
+    conda:
+        "../environment.yml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        train=lambda w: embedded_cfg("train"),
+        tiny=lambda w: embedded_cfg("tiny"),
+        family=config["model"]["family"],
+        seed=config["seed"],
+    script:
+        "../scripts/train_target.py"
+
+
+rule samples:
+    input:
+        sheet=sheet_path(),
+    output:
+        f"{RES}/samples.tsv",
+    log:
+        f"{LOGS}/samples.log",
+    conda:
+        "../environment.yml"
+    params:
+        video_root=config["dataset"]["video_root"] or "",
+        split="eval",
+    script:
+        "../scripts/samples.py"
+
+
+rule tiny_target:
+    output:
+        model=directory(f"{RES}/target/tiny"),
+    log:
+        f"{LOGS}/tiny_target.log",
+    conda:
+        "../environment.yml"
+    params:
+        tiny=lambda w: embedded_cfg("tiny"),
+        family=config["model"]["family"],
+        seed=config["seed"],
+    script:
+        "../scripts/tiny_target.py"

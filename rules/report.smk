@@ -1,0 +1,73 @@
+# Metrics from per-video scores, then tables, figures and provenance.
+
+
+rule metrics:
+    input:
+        f"{RES}/scores/{{model}}/F{{F}}/scores.tsv",
+    output:
+        f"{RES}/metrics/{{model}}/F{{F}}/metrics.tsv",
+    log:
+        f"{LOGS}/metrics/{{model}}/F{{F}}/metrics.log",
+    conda:
+        "../environment.yml"
+    params:
+        fprs=config["metrics"]["fprs"],
+        n_boot=config["metrics"]["n_boot"],
+        seed=config["seed"],
+    script:
+        "../scripts/metrics.py"
+
+
+rule tables:
+    input:
+        metrics=f"{RES}/metrics/{MODEL}/F{F}/metrics.tsv",
+    output:
+        md=report(f"{RES}/tables/main.md", category="Tables"),
+        csv=f"{RES}/tables/main.csv",
+        tex=f"{RES}/tables/main.tex",
+        k_sweep=f"{RES}/tables/k_sweep.csv",
+    log:
+        f"{LOGS}/tables.log",
+    conda:
+        "../environment.yml"
+    params:
+        main_k=config["scoring"]["main_k"],
+        fprs=config["metrics"]["fprs"],
+    script:
+        "../scripts/tables.py"
+
+
+rule figures:
+    input:
+        scores=f"{RES}/scores/{MODEL}/F{F}/scores.tsv",
+        metrics=f"{RES}/metrics/{MODEL}/F{F}/metrics.tsv",
+        qr=f"{RES}/stats/F{F}/qr.tsv",
+    output:
+        roc=report(f"{RES}/figures/roc.png", category="Figures"),
+        hist=report(f"{RES}/figures/score_hist.png", category="Figures"),
+        qr=report(f"{RES}/figures/qr_hist.png", category="Figures"),
+        auc_k=report(f"{RES}/figures/auc_vs_k.png", category="Figures"),
+    log:
+        f"{LOGS}/figures.log",
+    conda:
+        "../environment.yml"
+    params:
+        main_k=config["scoring"]["main_k"],
+    script:
+        "../scripts/figures.py"
+
+
+rule provenance:
+    input:
+        f"{RES}/tables/main.md",
+    output:
+        f"{RES}/provenance.json",
+    log:
+        f"{LOGS}/provenance.log",
+    conda:
+        "../environment.yml"
+    params:
+        config=config,
+        model_key=MODEL,
+    script:
+        "../scripts/provenance.py"

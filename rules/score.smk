@@ -1,0 +1,43 @@
+# Sharma-Mittal and baseline series per position, then Min-K% aggregation per video.
+
+
+rule position_series:
+    input:
+        dump=f"{RES}/dumps/{{model}}/F{{F}}/shard{{shard}}.safetensors",
+        qr=f"{RES}/stats/F{{F}}/qr.tsv",
+    output:
+        f"{RES}/series/{{model}}/F{{F}}/shard{{shard}}.safetensors",
+    log:
+        f"{LOGS}/series/{{model}}/F{{F}}/shard{{shard}}.log",
+    benchmark:
+        f"{BENCH}/series/{{model}}/F{{F}}/shard{{shard}}.tsv"
+    conda:
+        "../environment.yml"
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        fixed_q=config["scoring"]["fixed_q"],
+        fixed_r=config["scoring"]["fixed_r"],
+    script:
+        "../scripts/position_series.py"
+
+
+rule aggregate:
+    input:
+        series=lambda w: shard_files(
+            f"{RES}/series/{w.model}/F{w.F}/shard{{shard}}.safetensors"
+        ),
+        qr=f"{RES}/stats/F{{F}}/qr.tsv",
+        sheet=f"{RES}/samples.tsv",
+    output:
+        f"{RES}/scores/{{model}}/F{{F}}/scores.tsv",
+    log:
+        f"{LOGS}/scores/{{model}}/F{{F}}/aggregate.log",
+    conda:
+        "../environment.yml"
+    params:
+        k_grid=config["scoring"]["k_grid"],
+        model=config["model"],
+    script:
+        "../scripts/aggregate.py"

@@ -1,0 +1,14 @@
+"""Snakemake adapter: natural and reversed model passes of one shard, reduced to a dump."""
+from vidsme.logs import logged
+from vidsme.pipeline import model_pass
+
+with logged(snakemake.log[0]):
+    model_pass(
+        snakemake.params.model,
+        snakemake.input.get("model"),
+        snakemake.input.frames,
+        snakemake.input.manifest,
+        snakemake.params.prompt,
+        snakemake.params.reduce,
+        snakemake.output[0],
+    )

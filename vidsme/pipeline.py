@@ -1,0 +1,166 @@
+"""The workflow's steps as typed functions; ``scripts/`` call exactly one of these each.
+
+Each function reads its inputs, calls the stage's module and writes its outputs atomically,
+so an interrupted step never leaves a half-written file that a later step would read.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from vidsme.samples import read_sheet, shard_rows
+
+log = logging.getLogger("vidsme.pipeline")
+
+
+def write_tsv(df: pd.DataFrame, path: str | Path) -> None:
+    """Write a TSV atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    df.to_csv(tmp, sep="\t", index=False)
+    os.replace(tmp, path)
+
+
+def prepare_sheet(sheet: str, out: str, video_root: str | None = None, split: str | None = "eval") -> pd.DataFrame:
+    """Validate the sample sheet, resolve paths, keep one split; write the workflow's copy."""
+    df = read_sheet(sheet, video_root or None, split=split)
+    write_tsv(df, out)
+    log.info("%d videos (%d members, %d non-members) from %s", len(df), int(df.label.sum()), int((1 - df.label).sum()), sheet)
+    return df
+
+
+def extract_frames(sheet: str, shard: int, shard_size: int, num_frames: int, out_npz: str, out_manifest: str, on_error: str) -> None:
+    """Frames of one shard of the sheet."""
+    from vidsme.frames import extract_shard
+
+    rows = shard_rows(pd.read_csv(sheet, sep="\t", dtype=str, keep_default_na=False), shard, shard_size)
+    extract_shard(list(zip(rows.video_id, rows.path)), num_frames, out_npz, out_manifest, on_error=on_error)
+
+
+def model_pass(model_cfg: dict[str, Any], model_dir: str | None, frames_npz: str, manifest: str, prompt: dict[str, Any], reduce_cfg: dict[str, Any], out: str) -> dict[str, Any]:
+    """Natural and reversed passes of the target on one shard, reduced and dumped."""
+    from vidsme.frames import load_frames
+    from vidsme.models import load_model
+    from vidsme.passes import run_shard
+    from vidsme.reduce import ReduceSpec
+
+    cfg = dict(model_cfg)
+    if model_dir is not None:
+        cfg["id"] = model_dir
+    man = pd.read_csv(manifest, sep="\t", dtype=str, keep_default_na=False)
+    ok = set(man.video_id[man.status == "ok"])
+    frames = {k: v for k, v in load_frames(frames_npz).items() if k in ok}
+    loaded = load_model(cfg)
+    header = {"model_source": model_cfg.get("source", ""), "model_id": str(model_cfg.get("id") or cfg["id"]), "revision": str(model_cfg.get("revision"))}
+    return run_shard(loaded, frames, prompt, ReduceSpec.from_dict(reduce_cfg), out, header_extra=header, batch_orders=model_cfg.get("batch_orders", True))
+
+
+def position_series(dump: str, qr_tsv: str, out: str, fixed_q: float, fixed_r: float) -> None:
+    """Per-position series of every attack for one shard, at each video's adaptive (q, r)."""
+    from safetensors.numpy import save_file
+
+    from vidsme.attacks import position_series as series_of
+    from vidsme.dump import read_shard
+    from vidsme.reduce import PassStats
+
+    header, entries = read_shard(dump)
+    qr = pd.read_csv(qr_tsv, sep="\t", dtype={"video_id": str}).set_index("video_id")
+    tensors: dict[str, np.ndarray] = {}
+    for vid, passes in entries.items():
+        if vid not in qr.index:
+            log.warning("%s: no (q, r) (skipped at the statistics stage); not scored", vid)
+            continue
+        nat, rev = PassStats.from_arrays(passes["nat"]), PassStats.from_arrays(passes["rev"])
+        q, r = float(qr.at[vid, "q"]), float(qr.at[vid, "r"])
+        for name, values in series_of(nat, rev, q, r, {"fixed_q": fixed_q, "fixed_r": fixed_r}).items():
+            tensors[f"{vid}/{name}"] = np.ascontiguousarray(np.asarray(values, dtype=np.float64))
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata={"source_dump": str(dump), "model_id": header.get("model_id", "")})
+    os.replace(tmp, path)
+
+
+def aggregate(series_files: list[str], qr_tsv: str, sheet_tsv: str, k_grid: list[float], model_cfg: dict[str, Any], num_frames: int, out: str) -> pd.DataFrame:
+    """Per-video scores (one row per video, attack and K) from the per-position series."""
+    from safetensors.numpy import load_file
+
+    from vidsme.attacks import aggregate as agg
+
+    sheet = pd.read_csv(sheet_tsv, sep="\t", dtype=str, keep_default_na=False).set_index("video_id")
+    qr = pd.read_csv(qr_tsv, sep="\t", dtype={"video_id": str}).set_index("video_id")
+    rows = []
+    for f in series_files:
+        by_video: dict[str, dict[str, np.ndarray]] = {}
+        for key, arr in load_file(f).items():
+            vid, name = key.split("/", 1)
+            by_video.setdefault(vid, {})[name] = arr
+        for vid, series in by_video.items():
+            for attack, k, score in agg(series, list(k_grid)):
+                rows.append((vid, int(sheet.at[vid, "label"]), sheet.at[vid, "split"], attack, k, score, float(qr.at[vid, "q"]), float(qr.at[vid, "r"])))
+    df = pd.DataFrame(rows, columns=["video_id", "label", "split", "attack", "k", "score", "q", "r"])
+    df["model"] = str(model_cfg.get("id") or model_cfg.get("source"))
+    df["revision"] = str(model_cfg.get("revision"))
+    df["num_frames"] = num_frames
+    write_tsv(df, out)
+    return df
+
+
+def metrics(scores_tsv: str, out: str, fprs: list[float], n_boot: int, seed: int) -> pd.DataFrame:
+    """AUC (with bootstrap CI), balanced accuracy and TPR at low FPR for every attack and K."""
+    from vidsme.metrics import evaluate
+
+    scores = pd.read_csv(scores_tsv, sep="\t")
+    scores["k"] = scores["k"].astype("float64")
+    rows = []
+    for (attack, k), g in scores.groupby(["attack", "k"], dropna=False, sort=True):
+        m = evaluate(g.score.to_numpy(), g.label.to_numpy(), fprs=tuple(fprs), n_boot=n_boot, seed=seed)
+        rows.append({"attack": attack, "k": k, **m})
+    df = pd.DataFrame(rows)
+    write_tsv(df, out)
+    return df
+
+
+def provenance(config: dict[str, Any], model_key: str, out: str, root: str = ".") -> dict[str, Any]:
+    """Record what produced a results folder: config, versions, git commit, lock hash."""
+    import hashlib
+    import platform
+    import subprocess
+
+    import vidsme
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return "unknown"
+
+    lock = Path(root) / "requirements.lock"
+    info = {
+        "package_version": vidsme.__version__,
+        "git_commit": git("rev-parse", "HEAD"),
+        "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        "lock_sha256": hashlib.sha256(lock.read_bytes()).hexdigest() if lock.is_file() else None,
+        "python": platform.python_version(),
+        "model_key": model_key,
+        "model_id": config["model"].get("id"),
+        "model_revision": config["model"].get("revision"),
+        "config": config,
+    }
+    try:
+        import torch
+        import transformers
+
+        info["torch"], info["transformers"] = torch.__version__, transformers.__version__
+    except ImportError:
+        pass
+    Path(out).write_text(json.dumps(info, indent=2, default=str))
+    return info

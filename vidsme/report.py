@@ -1,0 +1,148 @@
+"""Tables (CSV, Markdown, LaTeX) and figures (ROC, score histograms, (q, r), AUC vs K)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def _pct(x: float) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}"
+
+
+def main_table(metrics: pd.DataFrame, main_k: float, fprs: list[float]) -> pd.DataFrame:
+    """One row per attack: at K = main_k for K-dependent attacks, else its single row; sorted by AUC."""
+    m = metrics.copy()
+    m["k"] = m["k"].astype("float64")
+    keyed = m[np.isclose(m["k"].fillna(-1.0), main_k)]
+    scalar = m[m["k"].isna()]
+    t = pd.concat([keyed, scalar]).drop_duplicates("attack")
+    cols = {"attack": t["attack"], "K": t["k"]}
+    cols["AUC"] = t["auc"]
+    cols["AUC 95% CI"] = [f"[{_pct(lo)}, {_pct(hi)}]" for lo, hi in zip(t["auc_lo"], t["auc_hi"])]
+    cols["Acc"] = t["acc"]
+    for f in fprs[:2]:
+        cols[f"TPR@{100 * f:g}%FPR"] = t[f"tpr@{f:g}"]
+    return pd.DataFrame(cols).sort_values("AUC", ascending=False).reset_index(drop=True)
+
+
+def write_tables(metrics_tsv: str, md: str, csv: str, tex: str, k_sweep: str, main_k: float, fprs: list[float]) -> pd.DataFrame:
+    """The main table in three formats, and the AUC-versus-K sweep."""
+    metrics = pd.read_csv(metrics_tsv, sep="\t")
+    t = main_table(metrics, main_k, fprs)
+    t.to_csv(csv, index=False)
+    shown = t.copy()
+    for c in shown.columns:
+        if c not in ("attack", "K", "AUC 95% CI"):
+            shown[c] = shown[c].map(_pct)
+    shown["K"] = [("" if (isinstance(k, float) and math.isnan(k)) else f"{100 * k:g}%") for k in t["K"]]
+    n1, n0 = int(metrics["n_members"].iloc[0]), int(metrics["n_nonmembers"].iloc[0])
+    header = f"Members: {n1}, non-members: {n0}. Scores: higher = member. Values in %.\n\n"
+    Path(md).write_text(header + _markdown(shown) + "\n")
+    Path(tex).write_text(_latex(shown))
+    sweep = metrics[metrics["k"].notna()].pivot_table(index="attack", columns="k", values="auc")
+    sweep.columns = [f"K={100 * k:g}%" for k in sweep.columns]
+    sweep.to_csv(k_sweep)
+    return t
+
+
+def _markdown(df: pd.DataFrame) -> str:
+    lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def _latex(df: pd.DataFrame) -> str:
+    esc = lambda s: str(s).replace("%", r"\%").replace("_", r"\_").replace("#", r"\#")
+    lines = [r"\begin{tabular}{l" + "r" * (len(df.columns) - 1) + "}", r"\toprule", " & ".join(esc(c) for c in df.columns) + r" \\", r"\midrule"]
+    lines += [" & ".join(esc(v) for v in row) + r" \\" for row in df.itertuples(index=False)]
+    lines += [r"\bottomrule", r"\end{tabular}", ""]
+    return "\n".join(lines)
+
+
+def _pick(scores: pd.DataFrame, attack: str, main_k: float) -> pd.DataFrame:
+    g = scores[scores.attack == attack]
+    if g["k"].notna().any():
+        g = g[np.isclose(g["k"].fillna(-1.0), main_k)]
+    return g
+
+
+def write_figures(scores_tsv: str, metrics_tsv: str, qr_tsv: str, roc: str, hist: str, qr: str, auc_k: str, main_k: float, top: int = 6) -> None:
+    """ROC (linear and log-log), member/non-member score histograms, (q, r) histograms, AUC vs K."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import roc_curve
+
+    scores = pd.read_csv(scores_tsv, sep="\t")
+    table = main_table(pd.read_csv(metrics_tsv, sep="\t"), main_k, [0.05, 0.01])
+    best = list(table["attack"][:top])
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    for a in best:
+        g = _pick(scores, a, main_k)
+        s = np.nan_to_num(g.score.to_numpy(), nan=-np.inf)
+        fpr, tpr, _ = roc_curve(g.label, np.clip(s, np.min(s[np.isfinite(s)], initial=0), np.max(s[np.isfinite(s)], initial=0)))
+        auc = float(table.loc[table.attack == a, "AUC"].iloc[0])
+        for ax in axes:
+            ax.plot(fpr, tpr, label=f"{a} (AUC {auc:.2f})")
+    for ax, scale in zip(axes, ("linear", "log")):
+        ax.plot([1e-3, 1], [1e-3, 1], "k:", lw=0.8)
+        ax.set_xscale(scale)
+        ax.set_yscale(scale)
+        ax.set_xlabel("false positive rate")
+        ax.set_ylabel("true positive rate")
+        if scale == "log":
+            ax.set_xlim(1e-3, 1)
+            ax.set_ylim(1e-3, 1)
+    axes[0].set_title("ROC")
+    axes[1].set_title("ROC, log-log (low-FPR view)")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(roc, dpi=120)
+    plt.close(fig)
+
+    n = min(len(best), 4)
+    fig, axes = plt.subplots(1, max(n, 1), figsize=(3.5 * max(n, 1), 3.2), squeeze=False)
+    for ax, a in zip(axes[0], best[:n]):
+        g = _pick(scores, a, main_k)
+        s = g.score.to_numpy()
+        bins = np.histogram_bin_edges(s[np.isfinite(s)], bins=20)
+        ax.hist(s[g.label == 1], bins=bins, alpha=0.6, label="member")
+        ax.hist(s[g.label == 0], bins=bins, alpha=0.6, label="non-member")
+        ax.set_title(a, fontsize=8)
+        ax.set_xlabel("score (higher = member)")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(hist, dpi=120)
+    plt.close(fig)
+
+    t = pd.read_csv(qr_tsv, sep="\t")
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
+    axes[0].hist(t["q"], bins=20)
+    axes[0].set_xlabel("q")
+    axes[1].hist(t["r"], bins=20)
+    axes[1].set_xlabel("r")
+    fig.suptitle("adaptive (q, r) over the evaluation set")
+    fig.tight_layout()
+    fig.savefig(qr, dpi=120)
+    plt.close(fig)
+
+    m = pd.read_csv(metrics_tsv, sep="\t")
+    m = m[m["k"].notna()]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for a, g in m.groupby("attack"):
+        if a in best or g["auc"].max() == m["auc"].max():
+            g = g.sort_values("k")
+            ax.plot(100 * g["k"], g["auc"], marker="o", label=a)
+    ax.axhline(0.5, color="k", ls=":", lw=0.8)
+    ax.set_xlabel("K (%)")
+    ax.set_ylabel("AUC")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(auc_k, dpi=120)
+    plt.close(fig)
