@@ -1,0 +1,201 @@
+"""One loading path for every target video-LLM, and prompt/input construction.
+
+`load_model(cfg)` loads any supported family (LLaVA-NeXT-Video, Qwen2/2.5-VL, Video-LLaVA,
+LLaVA-OneVision, and the tiny models of `vidsme.tiny`) with `AutoProcessor` and
+`AutoModelForImageTextToText`, from a hub id or a local directory. `build_inputs` renders the
+prompt with the processor's chat template and lets the family's own video processor do all
+preprocessing; the scored positions are the video-token positions of the expanded input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+ATTN = ("sdpa", "eager", None)
+
+
+class ModelLoadError(RuntimeError):
+    """A model could not be loaded; the message names the model and how to provide it."""
+
+
+@dataclass
+class Loaded:
+    """A loaded model with its processor and the facts the passes need."""
+
+    model: Any
+    processor: Any
+    model_id: str
+    revision: str | None
+    dtype: str
+    device: torch.device
+    video_token_id: int
+    cfg: dict[str, Any] = field(default_factory=dict)
+
+
+def _offline_default() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _how_to_provide(model_id: str, revision: str | None) -> str:
+    rev = f" --revision {revision}" if revision else ""
+    return (
+        f"download it on a connected machine with `hf download {model_id}{rev}` (then copy the HF cache, "
+        f"HF_HOME), or point `model.id` at a local directory holding the checkpoint"
+    )
+
+
+def _resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as e:
+        raise ModelLoadError(f"model.device {device!r} is not a valid device (use cpu, cuda, cuda:N or auto)") from e
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ModelLoadError(f"model.device {device!r} requested but CUDA is not available; use device: cpu")
+    return dev
+
+
+def load_model(cfg: dict[str, Any]) -> Loaded:
+    """Load processor and model from `cfg` (keys: id, revision, dtype, device, attn_implementation,
+    trust_remote_code, local_files_only). Raises `ModelLoadError` with one clear message."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    known = {"id", "revision", "dtype", "device", "attn_implementation", "trust_remote_code", "local_files_only"}
+    unknown = sorted(set(cfg) - known)
+    if unknown:
+        raise ModelLoadError(f"unknown model config key(s) {unknown}; known: {sorted(known)}")
+    model_id = cfg.get("id")
+    if not model_id or not isinstance(model_id, str):
+        raise ModelLoadError(f"model.id must be a hub id or a local directory, got {model_id!r}")
+    revision = cfg.get("revision")
+    dtype_name = cfg.get("dtype", "float32")
+    if dtype_name not in (*DTYPES, "auto"):
+        raise ModelLoadError(f"model.dtype {dtype_name!r} for {model_id} not in {[*DTYPES, 'auto']}")
+    attn = cfg.get("attn_implementation")
+    if attn not in ATTN:
+        raise ModelLoadError(f"model.attn_implementation {attn!r} for {model_id} not in {list(ATTN)}")
+    trust = bool(cfg.get("trust_remote_code", False))
+    local_only = cfg.get("local_files_only")
+    local_only = _offline_default() if local_only is None else bool(local_only)
+    device = _resolve_device(str(cfg.get("device", "cpu")))
+
+    is_local = Path(model_id).expanduser().is_dir()
+    looks_like_path = model_id.startswith(("/", ".", "~")) or model_id.count("/") > 1
+    if not is_local and looks_like_path:
+        raise ModelLoadError(f"model.id {model_id!r} looks like a local path but is not a directory")
+    if is_local:
+        model_id = str(Path(model_id).expanduser().resolve())
+    elif local_only:
+        from huggingface_hub import try_to_load_from_cache
+
+        hit = try_to_load_from_cache(model_id, "config.json", revision=revision or "main")
+        if not isinstance(hit, str):
+            raise ModelLoadError(
+                f"model {model_id!r} (revision {revision or 'main'}) is not in the local Hugging Face cache and "
+                f"offline mode is on (HF_HUB_OFFLINE=1 / local_files_only); {_how_to_provide(model_id, revision)}"
+            )
+    common: dict[str, Any] = dict(revision=revision, trust_remote_code=trust, local_files_only=local_only)
+    try:
+        processor = AutoProcessor.from_pretrained(model_id, **common)
+        kw: dict[str, Any] = dict(common, use_safetensors=True, dtype=DTYPES.get(dtype_name, "auto"))
+        if attn is not None:
+            kw["attn_implementation"] = attn
+        if device.type != "cpu":
+            kw["device_map"] = str(device)
+        model = AutoModelForImageTextToText.from_pretrained(model_id, **kw)
+    except (OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelLoadError(f"could not load model {model_id!r}: {first}. {_how_to_provide(model_id, revision)}") from e
+    model.eval()
+    if device.type == "cpu":
+        model.to(device)
+    vid = video_token_id(model, processor)
+    return Loaded(model, processor, model_id, revision, dtype_name, device, vid, dict(cfg))
+
+
+def video_token_id(model: Any, processor: Any) -> int:
+    """The id of the video placeholder token, from the model config or else the processor."""
+    c = model.config
+    for name in ("video_token_id", "video_token_index"):
+        v = getattr(c, name, None)
+        if isinstance(v, int):
+            return v
+    v = getattr(processor, "video_token_id", None)
+    if isinstance(v, int):
+        return v
+    raise ModelLoadError(f"cannot find the video token id of {type(model).__name__} (config or processor)")
+
+
+def render_prompt(processor: Any, prompt: dict[str, Any]) -> str:
+    """Chat-template text: optional system message, user message (video then text), generation
+    prompt and the optional assistant prefix (keys `system`, `text`, `assistant_prefix`)."""
+    unknown = sorted(set(prompt) - {"system", "text", "assistant_prefix"})
+    if unknown:
+        raise ValueError(f"unknown prompt key(s) {unknown}; known: system, text, assistant_prefix")
+    conv: list[dict[str, Any]] = []
+    if prompt.get("system"):
+        conv.append({"role": "system", "content": [{"type": "text", "text": str(prompt["system"])}]})
+    user: list[dict[str, Any]] = [{"type": "video"}]
+    if prompt.get("text"):
+        user.append({"type": "text", "text": str(prompt["text"])})
+    conv.append({"role": "user", "content": user})
+    if getattr(processor, "chat_template", None) is None:
+        raise ValueError(f"processor {type(processor).__name__} has no chat template")
+    text = processor.apply_chat_template(conv, add_generation_prompt=True, tokenize=False)
+    return text + str(prompt.get("assistant_prefix") or "")
+
+
+def prompt_hash(text: str) -> str:
+    """sha256 of the rendered prompt text."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _check_frames(frames: np.ndarray) -> None:
+    if not isinstance(frames, np.ndarray) or frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        desc = f"{getattr(frames, 'shape', None)} {getattr(frames, 'dtype', type(frames).__name__)}"
+        raise ValueError(f"frames must be a uint8 array (F, H, W, 3), got {desc}")
+    if frames.shape[0] < 1:
+        raise ValueError("frames: need at least one frame")
+
+
+def build_inputs(loaded: Loaded, frames: np.ndarray | Sequence[np.ndarray], prompt: dict[str, Any],
+                 truncate: bool = True) -> tuple[Any, torch.Tensor]:
+    """Processor inputs for one video (or a batch of same-shape videos) and the scored positions.
+
+    The family's video processor does all preprocessing, without resampling frames. Scored
+    positions are the indices of the video token in the expanded `input_ids` (identical for
+    every row). With `truncate`, every sequence tensor is cut after the last scored position:
+    the model is causal, so later text cannot change the scored logits.
+    """
+    videos = [frames] if isinstance(frames, np.ndarray) else list(frames)
+    for v in videos:
+        _check_frames(v)
+    text = render_prompt(loaded.processor, prompt)
+    vids = [np.ascontiguousarray(v) for v in videos]
+    inputs = loaded.processor(text=[text] * len(vids), videos=vids, return_tensors="pt", do_sample_frames=False)
+    ids = inputs["input_ids"]
+    mask = ids == loaded.video_token_id
+    scored = mask[0].nonzero().flatten()
+    if scored.numel() == 0:
+        raise ValueError(f"no video token (id {loaded.video_token_id}) in the input of {loaded.model_id}")
+    if any(not torch.equal(m.nonzero().flatten(), scored) for m in mask[1:]):
+        raise ValueError("videos of one batch give different video-token positions; use equal frame shapes")
+    if truncate:
+        length, batch = ids.shape[1], ids.shape[0]
+        end = int(scored[-1]) + 1
+        for k in list(inputs.keys()):
+            v = inputs[k]
+            if (isinstance(v, torch.Tensor) and v.ndim >= 2 and v.shape[0] == batch and v.shape[1] == length
+                    and not k.startswith("pixel")):
+                inputs[k] = v[:, :end]
+    return inputs, scored
