@@ -1,0 +1,349 @@
+"""Frame sampling: F frames at ``linspace(0, N-1, F)`` (truncated), RGB uint8, native resolution.
+
+Decoder: PyAV (FFmpeg bindings). It gives what the stage needs and OpenCV's ``VideoCapture``
+does not: per-packet demuxing without decoding (a cheap frame count), the stream's metadata
+(declared frame count, time base, keyframe flags), seeking by timestamp to the keyframe at or
+before a target, and presentation timestamps on every decoded frame, so a frame is identified
+by its timestamp rather than by trusting a seek to land on it (frame-accurate).
+
+Counting N (headers lie: a clip may claim 444 frames and decode 68). Two paths:
+
+* ``seek`` (default, cheap): demux every packet of the stream *without decoding*; N is the
+  number of non-empty packets, their sorted presentation timestamps name frames 0..N-1. The
+  wanted frames are then decoded by seeking to the keyframe before each target and decoding
+  forward (no seek when the target lies in the GOP already being decoded). The path is accepted
+  only if every wanted frame, the last frame N-1 included, decodes at exactly its timestamp;
+  otherwise (truncated tail, corrupt packet, missing or duplicate timestamps, packets that are not
+  one frame each, N < F) it falls back to:
+* ``decode`` (exact): decode the whole stream once and count the frames that come out (a packet
+  that fails to decode is skipped, decoding goes on), then decode again and keep the wanted ones.
+
+Known limit of ``seek``: a corrupt packet *between* wanted frames is not noticed, so N may
+count it. Pass ``count="decode"`` to always count by decoding.
+
+Bad input (missing, empty, not a video, no video stream, truncated beyond use, fewer than F
+decodable frames) raises :class:`VideoError` naming the file and the reason. Rotation metadata and
+non-square sample aspect ratios are ignored: frames are returned as stored.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import av
+import numpy as np
+
+__all__ = [
+    "VideoError",
+    "SampledVideo",
+    "ManifestRow",
+    "sample_indices",
+    "sample_frames",
+    "extract_shard",
+    "load_frames",
+    "read_manifest",
+    "atomic_write_text",
+]
+
+MANIFEST_COLUMNS = ("video_id", "n_decoded", "indices", "status", "reason")
+
+
+class VideoError(ValueError):
+    """A video that cannot be sampled; ``str()`` is one line naming the file and the reason."""
+
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+        self.path = str(path)
+        self.reason = " ".join(str(reason).split())  # one line, no tabs
+        super().__init__(f"{self.path}: {self.reason}")
+
+
+@dataclass(frozen=True)
+class SampledVideo:
+    """F sampled frames of one video and what is known about it."""
+
+    frames: np.ndarray  # uint8 (F, H, W, 3) RGB
+    indices: np.ndarray  # int64 (F,), into the N decodable frames
+    n_decoded: int  # N: frames that really decode
+    declared_frames: int | None  # the container's claim (None when it declares nothing)
+    fps: float | None
+    height: int
+    width: int
+    method: Literal["seek", "decode"]  # how N was established
+
+
+def sample_indices(n: int, num_frames: int) -> np.ndarray:
+    """``linspace(0, n-1, num_frames)`` truncated to int64 (first and last frame included)."""
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+    if n < num_frames:
+        raise ValueError(f"need at least {num_frames} frames, got {n}")
+    return np.linspace(0, n - 1, num_frames).astype(np.int64)
+
+
+class _Fallback(Exception):
+    """The cheap path could not prove its count; use the exact one."""
+
+
+def _open(path: Path) -> av.container.InputContainer:
+    if not path.exists():
+        raise VideoError(path, "file not found")
+    if not path.is_file():
+        raise VideoError(path, "not a regular file")
+    if path.stat().st_size == 0:
+        raise VideoError(path, "empty file (0 bytes)")
+    try:
+        container = av.open(str(path), mode="r")
+    except av.error.FFmpegError as e:
+        raise VideoError(path, f"not a readable video container ({type(e).__name__}: {e.strerror})") from e
+    if not container.streams.video:
+        container.close()
+        raise VideoError(path, "no video stream")
+    return container
+
+
+def _rgb(frame: av.VideoFrame) -> np.ndarray:
+    return frame.to_ndarray(format="rgb24")
+
+
+def _decode_all(container: av.container.InputContainer) -> Iterator[av.VideoFrame]:
+    """Every frame that decodes, in presentation order; a packet that fails is skipped."""
+    stream = container.streams.video[0]
+    try:
+        packets = container.demux(stream)
+        for packet in packets:  # the last packet (size 0) flushes the decoder
+            try:
+                yield from packet.decode()
+            except av.error.FFmpegError:
+                continue
+    except av.error.FFmpegError:  # unreadable tail: flush what the decoder holds
+        try:
+            yield from stream.codec_context.decode(None)
+        except av.error.FFmpegError:
+            return
+
+
+def _by_decoding(path: Path, num_frames: int) -> tuple[int, np.ndarray, np.ndarray]:
+    with _open(path) as container:
+        n = sum(1 for _ in _decode_all(container))
+    if n < num_frames:
+        raise VideoError(path, f"only {n} decodable frame(s), need {num_frames}")
+    indices = sample_indices(n, num_frames)
+    wanted = set(indices.tolist())
+    frames = []
+    with _open(path) as container:
+        for i, frame in enumerate(_decode_all(container)):
+            if i in wanted:
+                frames.append(_rgb(frame))
+                if len(frames) == num_frames:
+                    break
+    if len(frames) != num_frames:  # decoding is deterministic; this is a broken decoder
+        raise VideoError(path, f"second decode pass gave {len(frames)} of {num_frames} frames")
+    return n, indices, np.stack(frames)
+
+
+def _by_seeking(container: av.container.InputContainer, num_frames: int) -> tuple[int, np.ndarray, np.ndarray]:
+    stream = container.streams.video[0]
+    pts: list[int] = []
+    keys: list[int] = []
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                continue
+            if packet.pts is None:
+                raise _Fallback
+            pts.append(packet.pts)
+            if packet.is_keyframe:
+                keys.append(packet.pts)
+    except av.error.FFmpegError as e:
+        raise _Fallback from e
+    n = len(pts)
+    spts = np.sort(np.asarray(pts, dtype=np.int64))
+    if n < num_frames or (n > 1 and np.any(np.diff(spts) == 0)) or not keys:
+        raise _Fallback
+    indices = sample_indices(n, num_frames)
+    targets = spts[indices]
+    skeys = np.sort(np.asarray(keys, dtype=np.int64))
+    frames: list[np.ndarray] = []
+    decoder: Iterator[av.VideoFrame] | None = None
+    last = None  # pts of the last decoded frame
+    try:
+        for t in targets.tolist():
+            # seek unless t is ahead in the GOP being decoded (no keyframe in (last, t])
+            key_before = skeys[np.searchsorted(skeys, t, side="right") - 1] if skeys[0] <= t else None
+            if decoder is None or last is None or t <= last or (key_before is not None and key_before > last):
+                container.seek(int(t), stream=stream, backward=True, any_frame=False)
+                decoder = container.decode(stream)
+            for frame in decoder:
+                if frame.pts is None:
+                    raise _Fallback
+                last = frame.pts
+                if frame.pts == t:
+                    frames.append(_rgb(frame))
+                    break
+                if frame.pts > t:
+                    raise _Fallback  # target missing from the decoded stream
+            else:
+                raise _Fallback  # stream ended before the target
+    except av.error.FFmpegError as e:
+        raise _Fallback from e
+    return n, indices, np.stack(frames)
+
+
+def sample_frames(
+    path: str | os.PathLike[str], num_frames: int, *, count: Literal["auto", "decode"] = "auto"
+) -> SampledVideo:
+    """Sample ``num_frames`` RGB frames at ``linspace(0, N-1, F)`` (N = decodable frames).
+
+    ``count="auto"`` tries the demux-count + seek path and falls back to decoding everything;
+    ``count="decode"`` always counts by decoding. Raises :class:`VideoError` on bad input.
+    """
+    if not isinstance(num_frames, (int, np.integer)) or isinstance(num_frames, bool) or num_frames < 1:
+        raise ValueError(f"num_frames must be a positive int, got {num_frames!r}")
+    if count not in ("auto", "decode"):
+        raise ValueError(f"count must be 'auto' or 'decode', got {count!r}")
+    num_frames = int(num_frames)
+    p = Path(path)
+    with _open(p) as container:
+        stream = container.streams.video[0]
+        declared = int(stream.frames) or None
+        rate = stream.average_rate or stream.guessed_rate
+        fps = float(rate) if rate else None
+        method: Literal["seek", "decode"] = "seek"
+        try:
+            if count == "decode":
+                raise _Fallback
+            n, indices, frames = _by_seeking(container, num_frames)
+        except _Fallback:
+            method = "decode"
+    if method == "decode":
+        n, indices, frames = _by_decoding(p, num_frames)
+    return SampledVideo(
+        frames=np.ascontiguousarray(frames, dtype=np.uint8),
+        indices=indices,
+        n_decoded=n,
+        declared_frames=declared,
+        fps=fps,
+        height=int(frames.shape[1]),
+        width=int(frames.shape[2]),
+        method=method,
+    )
+
+
+# --------------------------------------------------------------------------- shards
+
+
+@dataclass(frozen=True)
+class ManifestRow:
+    video_id: str
+    n_decoded: int | None
+    indices: tuple[int, ...]
+    status: Literal["ok", "skipped"]
+    reason: str
+
+
+def _atomic_target(path: Path) -> tuple[int, str]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
+    p = Path(path)
+    fd, tmp = _atomic_target(p)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _atomic_savez(path: Path, arrays: dict[str, np.ndarray], compress: bool) -> None:
+    fd, tmp = _atomic_target(path)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            (np.savez_compressed if compress else np.savez)(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _tsv(rows: Sequence[Sequence[object]], columns: Sequence[str]) -> str:
+    lines = ["\t".join(columns)]
+    for row in rows:
+        cells = ["" if v is None else " ".join(str(v).split()) for v in row]
+        lines.append("\t".join(cells))
+    return "\n".join(lines) + "\n"
+
+
+def extract_shard(
+    rows: Sequence[tuple[str, str | os.PathLike[str]]],
+    num_frames: int,
+    out_npz: str | os.PathLike[str],
+    out_manifest: str | os.PathLike[str],
+    on_error: Literal["skip", "fail"] = "skip",
+    *,
+    compress: bool = True,
+) -> list[ManifestRow]:
+    """Sample every ``(video_id, path)`` of a shard; write frames (npz) and a manifest (TSV).
+
+    npz keys are video ids (uint8 ``(F, H, W, 3)`` arrays, no pickle). Manifest columns:
+    ``video_id, n_decoded, indices, status, reason`` (``indices`` comma-separated). With
+    ``on_error="skip"`` a bad video is listed as ``skipped`` with its reason and left out of the
+    npz; with ``"fail"`` its :class:`VideoError` is raised and nothing is written. Both files are
+    written atomically.
+    """
+    if on_error not in ("skip", "fail"):
+        raise ValueError(f"on_error must be 'skip' or 'fail', got {on_error!r}")
+    seen: set[str] = set()
+    for vid, _ in rows:
+        if not vid or vid in seen:
+            raise ValueError(f"empty or duplicate video_id {vid!r} in shard")
+        seen.add(vid)
+    arrays: dict[str, np.ndarray] = {}
+    manifest: list[ManifestRow] = []
+    for vid, path in rows:
+        try:
+            s = sample_frames(path, num_frames)
+        except VideoError as e:
+            if on_error == "fail":
+                raise
+            manifest.append(ManifestRow(vid, None, (), "skipped", e.reason))
+            continue
+        arrays[vid] = s.frames
+        manifest.append(ManifestRow(vid, s.n_decoded, tuple(s.indices.tolist()), "ok", ""))
+    _atomic_savez(Path(out_npz), arrays, compress)
+    table = [(m.video_id, m.n_decoded, ",".join(map(str, m.indices)), m.status, m.reason) for m in manifest]
+    atomic_write_text(out_manifest, _tsv(table, MANIFEST_COLUMNS))
+    return manifest
+
+
+def load_frames(npz_path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """All frame arrays of a shard npz, keyed by video id (``allow_pickle=False``)."""
+    with np.load(npz_path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def read_manifest(path: str | os.PathLike[str]) -> list[ManifestRow]:
+    """Parse a manifest TSV written by :func:`extract_shard`."""
+    with open(path, encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+        if tuple(reader.fieldnames or ()) != MANIFEST_COLUMNS:
+            raise ValueError(f"{path}: manifest columns {reader.fieldnames}, expected {list(MANIFEST_COLUMNS)}")
+        out = []
+        for line, r in enumerate(reader, start=2):
+            status = r["status"]
+            if status not in ("ok", "skipped"):
+                raise ValueError(f"{path}:{line}: bad status {status!r}")
+            n = int(r["n_decoded"]) if r["n_decoded"] else None
+            idx = tuple(int(i) for i in r["indices"].split(",")) if r["indices"] else ()
+            out.append(ManifestRow(r["video_id"], n, idx, status, r["reason"] or ""))  # type: ignore[arg-type]
+    return out
