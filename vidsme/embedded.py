@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
-# section -> (module, attribute holding its defaults)
-SECTIONS = {
-    "synth": ("vidsme.synth", "DEFAULTS"),
-    "train": ("vidsme.train", "DEFAULTS"),
-    "tiny": ("vidsme.tiny", "DEFAULTS"),
-}
+
+def _synth() -> dict[str, Any]:
+    from vidsme.synth import DEFAULTS
+
+    return DEFAULTS
+
+
+def _train() -> dict[str, Any]:
+    from vidsme.train import DEFAULTS
+
+    return DEFAULTS
+
+
+def _tiny() -> dict[str, Any]:
+    from vidsme.tiny import TinySizes
+
+    return asdict(TinySizes())
+
+
+SECTIONS: dict[str, Callable[[], dict[str, Any]]] = {"synth": _synth, "train": _train, "tiny": _tiny}
 
 
 def settings(embedded: dict[str, Any], section: str) -> dict[str, Any]:
@@ -20,8 +35,7 @@ def settings(embedded: dict[str, Any], section: str) -> dict[str, Any]:
     unknown_sections = set(embedded) - set(SECTIONS)
     if unknown_sections:
         raise KeyError(f"config key embedded.{sorted(unknown_sections)[0]}: unknown section (known: {', '.join(SECTIONS)})")
-    module, attr = SECTIONS[section]
-    defaults = dict(getattr(importlib.import_module(module), attr))
+    defaults = dict(SECTIONS[section]())
     given = embedded.get(section) or {}
     unknown = set(given) - set(defaults)
     if unknown:

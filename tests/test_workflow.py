@@ -1,0 +1,131 @@
+"""The workflow: config validation, DAG shape, an end-to-end run on tiny inputs, incremental reruns."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import copy_workflow, moving_square_clip, planned_jobs, snakemake
+
+
+def _sheet(path: Path, n: int, video_dir: str = "videos") -> Path:
+    rows = [f"v{i:05d}\t{video_dir}/v{i:05d}.mp4\t{i % 2}" for i in range(n)]
+    path.write_text("video_id\tpath\tlabel\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def _config(wd: Path, **over) -> Path:
+    cfg = {
+        "experiment": "t",
+        "dataset": {"kind": "sheet", "samples": "sheet.tsv", "shard_size": 4},
+        "frames": {"num_frames": 4},
+        "model": {"source": "tiny"},
+        "metrics": {"n_boot": 50},
+    }
+    for k, v in over.items():
+        cfg.setdefault(k, {}).update(v) if isinstance(v, dict) else cfg.__setitem__(k, v)
+    p = wd / "test.yaml"
+    p.write_text(yaml.safe_dump(cfg))
+    return p
+
+
+@pytest.fixture
+def wd(tmp_path: Path) -> Path:
+    return copy_workflow(tmp_path / "wf")
+
+
+def test_bad_config_key_fails_dry_run_naming_the_key(wd: Path) -> None:
+    _sheet(wd / "sheet.tsv", 8)
+    _config(wd, frames={"num_frame": 4})
+    out = snakemake(wd, "-n", "--configfile", "test.yaml", check=False)
+    assert out.returncode != 0
+    assert "num_frame" in out.stdout + out.stderr
+
+
+def test_bad_config_type_fails_dry_run_naming_the_value(wd: Path) -> None:
+    _sheet(wd / "sheet.tsv", 8)
+    _config(wd, qr={"beta1": "large"})
+    out = snakemake(wd, "-n", "--configfile", "test.yaml", check=False)
+    assert out.returncode != 0
+    assert "'large' is not of type 'number'" in out.stdout + out.stderr
+
+
+def test_missing_sample_sheet_is_named(wd: Path) -> None:
+    _config(wd)
+    out = snakemake(wd, "-n", "--configfile", "test.yaml", check=False)
+    assert out.returncode != 0
+    assert "dataset.samples" in out.stdout + out.stderr and "sheet.tsv" in out.stdout + out.stderr
+
+
+def test_dry_run_shards_videos_not_one_job_per_video(wd: Path) -> None:
+    _sheet(wd / "sheet.tsv", 1000)
+    _config(wd, dataset={"shard_size": 64})
+    jobs = planned_jobs(snakemake(wd, "-n", "--configfile", "test.yaml").stdout)
+    assert jobs["extract_frames"] == jobs["model_pass"] == jobs["position_series"] == 16  # ceil(1000 / 64)
+    assert jobs["adaptive_qr"] == jobs["aggregate"] == jobs["metrics"] == 1
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The whole workflow on 8 tiny clips with an untrained tiny model (members/non-members alternate)."""
+    wd = copy_workflow(tmp_path_factory.mktemp("e2e") / "wf")
+    (wd / "videos").mkdir()
+    for i in range(8):
+        moving_square_clip(wd / "videos" / f"v{i:05d}.mp4", speed=0.5 + i, flicker=0.05 * (i % 3), seed=i)
+    _sheet(wd / "sheet.tsv", 8)
+    _config(wd)
+    snakemake(wd, "--cores", "2", "--configfile", "test.yaml")
+    return wd
+
+
+@pytest.mark.slow
+def test_end_to_end_outputs(finished_run: Path) -> None:
+    res = finished_run / "results" / "t"
+    scores = pd.read_csv(res / "scores" / "tiny" / "F4" / "scores.tsv", sep="\t")
+    assert set(scores.video_id) == {f"v{i:05d}" for i in range(8)}
+    assert {"video_id", "label", "attack", "k", "score", "q", "r", "model", "revision", "num_frames"} <= set(scores.columns)
+    assert scores.groupby("video_id").label.nunique().max() == 1
+    qr = pd.read_csv(res / "stats" / "F4" / "qr.tsv", sep="\t")
+    assert qr.q.min() == pytest.approx(1.0) and qr.q.max() == pytest.approx(2.0)
+    metrics = pd.read_csv(res / "metrics" / "tiny" / "F4" / "metrics.tsv", sep="\t")
+    assert metrics.auc.between(0, 1).all() and (metrics.n_members == 4).all()
+    assert "AUC" in (res / "tables" / "main.md").read_text()
+    for fig in ("roc.png", "score_hist.png", "qr_hist.png", "auc_vs_k.png"):
+        assert (res / "figures" / fig).stat().st_size > 1000
+    prov = json.loads((res / "provenance.json").read_text())
+    assert prov["lock_sha256"] and prov["config"]["frames"]["num_frames"] == 4
+    assert (finished_run / "logs" / "t" / "metrics" / "tiny" / "F4" / "metrics.log").is_file()
+
+
+@pytest.mark.slow
+def test_second_run_does_nothing(finished_run: Path) -> None:
+    out = snakemake(finished_run, "-n", "--configfile", "test.yaml").stdout
+    assert planned_jobs(out) == {}, out[-2000:]
+
+
+@pytest.mark.slow
+def test_changing_k_reruns_aggregation_onward_only(finished_run: Path) -> None:
+    _config(finished_run, scoring={"k_grid": [0.0, 0.2, 1.0]})
+    jobs = planned_jobs(snakemake(finished_run, "-n", "--configfile", "test.yaml").stdout)
+    assert {"aggregate", "metrics", "tables"} <= set(jobs)
+    assert not {"extract_frames", "video_stats", "adaptive_qr", "model_pass", "position_series"} & set(jobs)
+
+
+@pytest.mark.slow
+def test_changing_beta_reruns_no_model_pass(finished_run: Path) -> None:
+    _config(finished_run, qr={"beta1": 0.5, "beta2": 0.2})
+    jobs = planned_jobs(snakemake(finished_run, "-n", "--configfile", "test.yaml").stdout)
+    assert {"adaptive_qr", "position_series", "aggregate"} <= set(jobs)
+    assert not {"extract_frames", "video_stats", "model_pass", "tiny_target"} & set(jobs)
+
+
+@pytest.mark.slow
+def test_changing_frame_count_reruns_from_frames(finished_run: Path) -> None:
+    _config(finished_run, frames={"num_frames": 6})
+    jobs = planned_jobs(snakemake(finished_run, "-n", "--configfile", "test.yaml").stdout)
+    assert jobs["extract_frames"] == 2 and jobs["model_pass"] == 2 and jobs["video_stats"] == 2
+    assert "tiny_target" not in jobs
