@@ -152,6 +152,7 @@ def _text_qwen2(s: TinySizes, vocab: int, tok: Any) -> dict[str, Any]:
         model_type="qwen2", hidden_size=s.hidden_size, intermediate_size=s.intermediate_size,
         num_hidden_layers=s.num_layers, num_attention_heads=s.num_heads, num_key_value_heads=s.num_kv_heads,
         vocab_size=vocab, max_position_embeddings=4096, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+        bos_token_id=None,
     )
 
 
