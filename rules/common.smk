@@ -12,7 +12,8 @@ F = config["frames"]["num_frames"]
 RES = f"results/{EXP}"
 LOGS = f"logs/{EXP}"
 BENCH = f"benchmarks/out/{EXP}"
-EMBEDDED = config["dataset"]["kind"] == "embedded"
+KIND = config["dataset"]["kind"]
+EMBEDDED = KIND == "embedded"
 
 
 def model_key():
@@ -34,6 +35,8 @@ def sheet_path():
     """The sample sheet the workflow reads (generated for the embedded default)."""
     if EMBEDDED:
         return "data/embedded/samples.tsv"
+    if KIND == "paper":
+        return f"{RES}/paper_sheet.tsv"
     sheet = config["dataset"]["samples"]
     if not sheet:
         raise ValueError(
@@ -50,9 +53,34 @@ def n_videos():
     """Number of evaluated videos, known at parse time (no checkpoint needed)."""
     if EMBEDDED:
         return int(embedded_cfg("synth")["n_eval"])
+    root = config["dataset"]["video_root"]
+    if root and not Path(root).is_dir():
+        raise FileNotFoundError(
+            f"config key dataset.video_root: folder not found: {root}"
+        )
+    if KIND == "paper":
+        return len(paper_sheet())
     from vidsme.samples import read_sheet
 
-    return len(read_sheet(sheet_path(), config["dataset"]["video_root"]))
+    return len(read_sheet(sheet_path(), root))
+
+
+def paper_sheet():
+    """The paper setting's sheet, built at parse time (split lists are small) and checked against video_root."""
+    from vidsme.paper import check_video_root, paper_sheet as build
+
+    d = config["dataset"]
+    if not d["setting"]:
+        raise ValueError(
+            "config key dataset.setting is required when dataset.kind is 'paper'"
+        )
+    if not d["video_root"]:
+        raise ValueError(
+            "config key dataset.video_root is required when dataset.kind is 'paper'"
+        )
+    sheet = build(d["setting"], d["splits_dir"], d["video_root"], d["member_list"])
+    check_video_root(d["video_root"], sheet)
+    return sheet
 
 
 def embedded_cfg(section):

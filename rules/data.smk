@@ -76,3 +76,16 @@ rule tiny_target:
         seed=config["seed"],
     script:
         "../scripts/tiny_target.py"
+
+
+rule paper_sheet:
+    output:
+        f"{RES}/paper_sheet.tsv",
+    log:
+        f"{LOGS}/paper_sheet.log",
+    conda:
+        "../environment.yml"
+    params:
+        dataset=config["dataset"],
+    script:
+        "../scripts/paper_sheet.py"

@@ -1,0 +1,8 @@
+"""Snakemake adapter: the sample sheet of one of the paper's settings, from its split lists."""
+from vidsme.logs import logged
+from vidsme.pipeline import write_tsv
+from vidsme.paper import paper_sheet
+
+with logged(snakemake.log[0]):
+    d = snakemake.params.dataset
+    write_tsv(paper_sheet(d["setting"], d["splits_dir"], d["video_root"], d["member_list"]), snakemake.output[0])
