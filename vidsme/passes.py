@@ -1,0 +1,163 @@
+"""Natural and reversed model passes over a shard of videos, reduced on device and dumped.
+
+For each video the same prompt is run on the sampled frames in natural order and on
+`frames[::-1]` (reversal after sampling), batched together by default. Logits are computed only
+at the scored (video-token) positions (`logits_to_keep`), reduced with
+`vidsme.reduce.reduce_logits` on the model's device, and written with `vidsme.dump.write_shard`
+under the pass names `natural` and `reversed` (positions aligned by index).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import __version__
+from .dump import write_shard
+from .models import Loaded, build_inputs, prompt_hash, render_prompt
+
+PASSES = ("natural", "reversed")
+
+
+def _reduce_fn() -> Any:
+    return importlib.import_module("vidsme.reduce").reduce_logits
+
+
+def _runs(pos: torch.Tensor) -> list[list[int]]:
+    """Positions as [start, stop) runs (video tokens are contiguous runs)."""
+    out: list[list[int]] = []
+    for p in pos.tolist():
+        if out and out[-1][1] == p:
+            out[-1][1] = p + 1
+        else:
+            out.append([p, p + 1])
+    return out
+
+
+def positions_from_runs(runs: list[list[int]]) -> np.ndarray:
+    """Inverse of the header encoding of scored positions."""
+    return np.concatenate([np.arange(a, b) for a, b in runs]) if runs else np.zeros(0, np.int64)
+
+
+def _spec_json(spec: Any) -> str:
+    d = dataclasses.asdict(spec) if dataclasses.is_dataclass(spec) else dict(vars(spec))
+    return json.dumps(d, sort_keys=True, default=str)
+
+
+def forward_scored(loaded: Loaded, inputs: Any, scored: torch.Tensor, full_logits: bool = False) -> torch.Tensor:
+    """Logits (B, P, V) at the scored positions, on the model's device. With `full_logits` the
+    lm_head runs on every position and the rows are sliced afterwards (benchmark reference)."""
+    model = loaded.model
+    inputs = inputs.to(loaded.device)
+    fdtype = next(model.parameters()).dtype
+    for k, v in inputs.items():
+        if isinstance(v, torch.Tensor) and v.is_floating_point():
+            inputs[k] = v.to(fdtype)
+    batch = inputs["input_ids"].shape[0]
+    idx = scored.to(loaded.device)
+    keep: int | torch.Tensor = 0 if full_logits else idx[None].expand(batch, -1).contiguous()
+    out = model(**inputs, logits_to_keep=keep, use_cache=False)
+    return out.logits[:, idx] if full_logits else out.logits
+
+
+def _to_numpy(d: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    res = {}
+    for k, v in d.items():
+        t = v.detach()
+        if t.dtype in (torch.bfloat16, torch.float16):
+            t = t.float()
+        res[k] = t.cpu().numpy()
+    return res
+
+
+def _nonfinite(red: dict[str, torch.Tensor], logits: torch.Tensor) -> int:
+    if "nonfinite" in red:
+        return int(torch.as_tensor(red["nonfinite"]).sum().item())
+    return int((~torch.isfinite(logits)).sum().item())
+
+
+def _oom_message(loaded: Loaded, vid: str, batch_orders: bool) -> str:
+    hint = "set model.batch_orders: false (one order at a time)" if batch_orders else "use fewer frames"
+    return (f"CUDA out of memory on video {vid!r} with {loaded.model_id} ({loaded.dtype}); {hint}, "
+            f"or load in a smaller dtype (bfloat16/float16)")
+
+
+def video_passes(loaded: Loaded, frames: np.ndarray, prompt: dict[str, Any], spec: Any, batch_orders: bool = True,
+                 full_logits: bool = False, reduce_on_host: bool = False
+                 ) -> tuple[dict[str, dict[str, np.ndarray]], torch.Tensor, dict[str, int]]:
+    """Both passes of one video: ({pass: reduced arrays}, scored positions, {pass: nonfinite count})."""
+    reduce_logits = _reduce_fn()
+    orders = {"natural": frames, "reversed": np.ascontiguousarray(frames[::-1])}
+    logits: dict[str, torch.Tensor] = {}
+    scored = None
+    with torch.inference_mode():
+        groups = [list(PASSES)] if batch_orders else [[p] for p in PASSES]
+        for group in groups:
+            inputs, pos = build_inputs(loaded, [orders[p] for p in group], prompt)
+            if scored is not None and not torch.equal(pos, scored):
+                raise RuntimeError("natural and reversed passes have different scored positions")
+            scored = pos
+            out = forward_scored(loaded, inputs, pos, full_logits=full_logits)
+            for i, p in enumerate(group):
+                logits[p] = out[i]
+        entries, bad = {}, {}
+        for p in PASSES:
+            lg = logits[p].cpu() if reduce_on_host else logits[p]
+            red = reduce_logits(lg, spec)
+            bad[p] = _nonfinite(red, lg)
+            entries[p] = _to_numpy(red)
+    assert scored is not None
+    return entries, scored, bad
+
+
+def run_shard(loaded: Loaded, frames: dict[str, np.ndarray], prompt: dict[str, Any], spec: Any,
+              out_path: str | Path, header_extra: dict[str, str] | None = None, batch_orders: bool = True,
+              ) -> dict[str, Any]:
+    """Run both passes on every video of `frames` ({video_id: (F, H, W, 3) uint8}) and write one dump.
+
+    Returns a summary: {"videos": {video_id: {"status", "positions", "nonfinite": {pass: n}}},
+    "n_nonfinite_videos": int, "path": str}. Status is "ok" or "nonfinite" (NaN/inf logits).
+    """
+    if not frames:
+        raise ValueError("run_shard: no videos in this shard")
+    text = render_prompt(loaded.processor, prompt)
+    entries: dict[str, dict[str, dict[str, np.ndarray]]] = {}
+    positions: dict[str, list[list[int]]] = {}
+    summary: dict[str, dict[str, Any]] = {}
+    for vid, fr in frames.items():
+        try:
+            ent, scored, bad = video_passes(loaded, fr, prompt, spec, batch_orders=batch_orders)
+        except torch.cuda.OutOfMemoryError as e:
+            raise RuntimeError(_oom_message(loaded, vid, batch_orders)) from e
+        entries[vid] = ent
+        positions[vid] = _runs(scored)
+        summary[vid] = {"status": "nonfinite" if any(bad.values()) else "ok", "positions": int(scored.numel()),
+                        "nonfinite": bad}
+    counts = sorted({int(f.shape[0]) for f in frames.values()})
+    header = {
+        "model_id": loaded.model_id, "revision": str(loaded.revision or ""), "dtype": loaded.dtype,
+        "device": str(loaded.device), "frame_count": str(counts[0]) if len(counts) == 1 else json.dumps(counts),
+        "prompt": json.dumps(prompt, sort_keys=True), "prompt_hash": prompt_hash(text), "reduce_spec": _spec_json(spec),
+        "scored_positions": json.dumps(positions, sort_keys=True), "passes": json.dumps(list(PASSES)),
+        "batch_orders": str(bool(batch_orders)), "vidsme_version": __version__,
+        "torch_version": torch.__version__, "transformers_version": _tf_version(),
+    }
+    for k, v in (header_extra or {}).items():
+        if k in header:
+            raise ValueError(f"header_extra key {k!r} clashes with a built-in dump header field")
+        header[k] = v if isinstance(v, str) else json.dumps(v, sort_keys=True)
+    path = write_shard(out_path, entries, header)
+    n_bad = sum(s["status"] != "ok" for s in summary.values())
+    return {"videos": summary, "n_nonfinite_videos": n_bad, "path": str(path)}
+
+
+def _tf_version() -> str:
+    import transformers
+
+    return transformers.__version__
