@@ -41,6 +41,7 @@ rule train_target:
     params:
         train=lambda w: embedded_cfg("train"),
         tiny=lambda w: embedded_cfg("tiny"),
+        synth=lambda w: embedded_cfg("synth"),
         family=config["model"]["family"],
         seed=config["seed"],
     script:

@@ -164,3 +164,25 @@ def provenance(config: dict[str, Any], model_key: str, out: str, root: str = "."
         pass
     Path(out).write_text(json.dumps(info, indent=2, default=str))
     return info
+
+
+def train_target(sheet: str, out_model: str, family: str, tiny: dict[str, Any], train_cfg: dict[str, Any], synth_cfg: dict[str, Any], seed: int) -> dict[str, Any]:
+    """Embedded default: build the tiny model (tokenizer from the data's text), pretrain it on the
+    disjoint pool, instruction-tune it on the member videos; training curve and memorisation beside it."""
+    import shutil
+    import tempfile
+
+    from vidsme import synth
+    from vidsme.tiny import build_tiny
+    from vidsme.train import train
+
+    synth_cfg = dict(synth_cfg, seed=seed)
+    samples = synth.read_sheet(Path(sheet))
+    out = Path(out_model)
+    with tempfile.TemporaryDirectory() as tmp:
+        init = build_tiny(family, Path(tmp) / "init", corpus=synth.corpus(synth_cfg), seed=seed, **tiny)
+        summary = train(init, samples, out, dict(train_cfg, seed=seed), video_root=Path(sheet).parent, pretrain=synth.pretrain_frames(synth_cfg))
+    for name in ("train_log.tsv", "memorisation.json"):
+        shutil.move(str(out / name), str(out.parent / name))
+    log.info("trained target: %s", json.dumps({k: v for k, v in summary.items() if k not in ("config", "instruct_videos")}, default=str))
+    return summary
