@@ -1,0 +1,156 @@
+"""Adaptive Sharma-Mittal parameters (q, r) from (k1, k3) over the evaluation set (METHOD section 4).
+
+Modes (transductive: computed over all usable videos of the set, members and non-members):
+
+* ``minmax`` (the paper): ``q = 1 + beta1 * (max k1 - k1) / (max k1 - min k1)``,
+  ``r = 1 + beta2 * (k3 - min k3) / (max k3 - min k3)``; q in [1, 1 + beta1], r in [1, 1 + beta2].
+  High motion -> q near 1 (the highest-motion video gets q = 1 exactly); high illumination
+  variation -> larger r.
+* ``rank``: the same map with the min-max position of the value replaced by the min-max position
+  of its rank (average ranks for ties, so tied videos get equal q; the extremes still get exactly
+  1 and 1 + beta1). One extreme outlier cannot squeeze the other videos into a corner of the
+  range: distinct values are evenly spaced whatever their spread.
+* ``fixed``: every video gets ``(fixed_q, fixed_r)`` (the ablation without adaptation).
+
+max == min (all videos tie on a feature, or a single video): every video gets the midpoint,
+``q = 1 + beta1 / 2`` (resp. ``r = 1 + beta2 / 2``). Reasons: the min-max formula is 0/0 and no
+video is more or less "moving" than another, so neither end of the range is justified; the
+midpoint is what ``rank`` gives to tied values (average rank), so both modes agree on ties; and it
+keeps q away from the q = 1 limit. The choice cannot change the ranking of videos by a score that
+uses one shared (q, r) anyway.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from vidsme.frames import atomic_write_text
+
+__all__ = ["map_qr", "unit_position", "qr_table", "QR_COLUMNS", "SKIPPED_COLUMNS"]
+
+Mode = Literal["minmax", "rank", "fixed"]
+QR_COLUMNS = ("video_id", "n_decoded", "k1", "k3", "q", "r")
+SKIPPED_COLUMNS = ("video_id", "n_decoded", "status", "reason")
+
+
+def _check(name: str, x: np.ndarray) -> None:
+    bad = np.flatnonzero(~np.isfinite(x))
+    if bad.size:
+        raise ValueError(f"{name} has a non-finite value at index {int(bad[0])}: {x[bad[0]]!r}")
+
+
+def unit_position(x: np.ndarray, mode: Literal["minmax", "rank"]) -> np.ndarray:
+    """Position of each value in [0, 1]: min-max or rank based; 0.5 for all when all values tie."""
+    x = np.asarray(x, dtype=np.float64)
+    n = x.size
+    lo, hi = (x.min(), x.max()) if n else (0.0, 0.0)
+    if n == 0 or hi == lo:
+        return np.full(n, 0.5)
+    if mode == "minmax":
+        return np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+    order = np.argsort(x, kind="stable")
+    xs = x[order]
+    ranks = np.empty(n)
+    start = 0
+    for end in np.append(np.flatnonzero(np.diff(xs) != 0) + 1, n):  # runs of equal values
+        ranks[order[start:end]] = (start + end - 1) / 2  # average 0-based rank of the run
+        start = end
+    return (ranks - ranks.min()) / (ranks.max() - ranks.min())  # extremes at exactly 0 and 1
+
+
+def map_qr(
+    k1: Sequence[float] | np.ndarray,
+    k3: Sequence[float] | np.ndarray,
+    beta1: float = 1.0,
+    beta2: float = 0.1,
+    mode: Mode = "minmax",
+    fixed_q: float | None = None,
+    fixed_r: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-video ``(q, r)`` arrays from motion ``k1`` and illumination ``k3`` (see module doc).
+
+    ``fixed_q``/``fixed_r`` are used (and required) only with ``mode="fixed"``.
+    """
+    a1, a3 = np.asarray(k1, dtype=np.float64), np.asarray(k3, dtype=np.float64)
+    if a1.ndim != 1 or a1.shape != a3.shape:
+        raise ValueError(f"k1 and k3 must be 1-D of equal length, got shapes {a1.shape} and {a3.shape}")
+    _check("k1", a1)
+    _check("k3", a3)
+    for name, b in (("beta1", beta1), ("beta2", beta2)):
+        if not (math.isfinite(b) and b >= 0):
+            raise ValueError(f"{name} must be finite and >= 0, got {b!r}")
+    if mode == "fixed":
+        for name, v in (("fixed_q", fixed_q), ("fixed_r", fixed_r)):
+            if v is None or not (math.isfinite(v) and v > 0):
+                raise ValueError(f"mode='fixed' needs {name} finite and > 0, got {v!r}")
+        return np.full(a1.size, float(fixed_q)), np.full(a1.size, float(fixed_r))  # type: ignore[arg-type]
+    if mode not in ("minmax", "rank"):
+        raise ValueError(f"mode must be 'minmax', 'rank' or 'fixed', got {mode!r}")
+    q = 1.0 + beta1 * (1.0 - unit_position(a1, mode))
+    r = 1.0 + beta2 * unit_position(a3, mode)
+    return q, r
+
+
+def _read_stats(path: str | os.PathLike[str]) -> pd.DataFrame:
+    t = pd.read_csv(path, sep="\t", dtype={"video_id": str, "status": str, "reason": str}, keep_default_na=False, na_values={"k1": [""], "k3": [""], "n_decoded": [""]})
+    need = {"video_id", "n_decoded", "k1", "k3", "status", "reason"}
+    if not need <= set(t.columns):
+        raise ValueError(f"{path}: stats table lacks columns {sorted(need - set(t.columns))}")
+    bad = t[~t.status.isin(["ok", "skipped"])]
+    if len(bad):
+        raise ValueError(f"{path}: bad status {bad.status.iloc[0]!r} for video {bad.video_id.iloc[0]!r}")
+    return t
+
+
+def _fmt(v: object) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    if isinstance(v, (float, np.floating)):
+        return repr(float(v))
+    if isinstance(v, (np.integer,)):
+        return str(int(v))
+    return " ".join(str(v).split())
+
+
+def _write(path: str | os.PathLike[str], columns: Sequence[str], rows: list[tuple[object, ...]]) -> None:
+    lines = ["\t".join(columns)] + ["\t".join(_fmt(v) for v in row) for row in rows]
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def qr_table(
+    stats_tsvs: Sequence[str | os.PathLike[str]],
+    out_tsv: str | os.PathLike[str],
+    out_skipped: str | os.PathLike[str],
+    **qr_cfg: object,
+) -> pd.DataFrame:
+    """Concatenate shard stats tables, map (q, r) over the ``ok`` videos, write both tables.
+
+    ``out_tsv``: ``video_id, n_decoded, k1, k3, q, r`` (ok videos, input order);
+    ``out_skipped``: ``video_id, n_decoded, status, reason``. ``qr_cfg`` goes to :func:`map_qr`.
+    Raises ``ValueError`` on duplicate video ids or when no video is usable.
+    """
+    if not stats_tsvs:
+        raise ValueError("qr_table needs at least one stats table")
+    t = pd.concat([_read_stats(p) for p in stats_tsvs], ignore_index=True)
+    dup = t.video_id[t.video_id.duplicated()]
+    if len(dup):
+        raise ValueError(f"video_id {dup.iloc[0]!r} appears in more than one stats row")
+    ok = t[t.status == "ok"]
+    if ok.empty:
+        raise ValueError(f"no usable video in {len(t)} stats rows ({', '.join(map(str, stats_tsvs))})")
+    for col in ("k1", "k3"):
+        missing = ok.video_id[ok[col].isna()]
+        if len(missing):
+            raise ValueError(f"video {missing.iloc[0]!r} is ok but has no {col}")
+    q, r = map_qr(ok.k1.to_numpy(float), ok.k3.to_numpy(float), **qr_cfg)  # type: ignore[arg-type]
+    out = pd.DataFrame({"video_id": ok.video_id.to_numpy(), "n_decoded": ok.n_decoded.astype("int64").to_numpy(), "k1": ok.k1.to_numpy(float), "k3": ok.k3.to_numpy(float), "q": q, "r": r})
+    _write(out_tsv, QR_COLUMNS, list(out.itertuples(index=False, name=None)))
+    sk = t[t.status != "ok"]
+    _write(out_skipped, SKIPPED_COLUMNS, [(v, None if pd.isna(n) else int(n), s, why) for v, n, s, why in zip(sk.video_id, sk.n_decoded, sk.status, sk.reason)])
+    return out
