@@ -121,7 +121,9 @@ def test_config_errors_named(tiny_dirs, tmp_path):
 
 
 def test_bfloat16_and_attn_options(tiny_dirs):
-    lm = load_model({"id": str(tiny_dirs["llava_next_video"]), "dtype": "bfloat16", "attn_implementation": "eager"})
+    # workflow-only keys of the `model:` config block are accepted and ignored by loading
+    lm = load_model({"id": str(tiny_dirs["llava_next_video"]), "dtype": "bfloat16", "attn_implementation": "eager",
+                     "source": "pretrained", "family": "llava_next_video", "batch_orders": False})
     assert next(lm.model.parameters()).dtype == torch.bfloat16
     inputs, scored = build_inputs(lm, _frames(4), PROMPT)
     with torch.inference_mode():

@@ -47,10 +47,10 @@ def test_run_shard_round_trip(loaded, family, tmp_path):
     lm = loaded[family]
     frames = {"v0": _video(seed=0), "v1": _video(seed=1), "pal": _palindrome()}
     out = tmp_path / "shard0.safetensors"
-    summary = run_shard(lm, frames, PROMPT, SPEC, out, header_extra={"exp": "t"})
+    summary = run_shard(lm, frames, PROMPT, SPEC, out, header_extra={"exp": "t", "model_id": "logical/id"})
     assert summary["n_nonfinite_videos"] == 0 and set(summary["videos"]) == set(frames)
     header, entries = read_shard(out)
-    assert header["model_id"] == lm.model_id and header["frame_count"] == "8" and header["exp"] == "t"
+    assert header["model_id"] == "logical/id" and header["model_path"] == lm.model_id and header["frame_count"] == "8" and header["exp"] == "t"
     assert ReduceSpec.from_dict(json.loads(header["reduce_spec"])) == SPEC
     assert len(header["prompt_hash"]) == 64
     pos = json.loads(header["scored_positions"])
@@ -62,10 +62,10 @@ def test_run_shard_round_trip(loaded, family, tmp_path):
         assert nat.n_positions == rev.n_positions == n
         assert np.isfinite(nat.sme(1.5, 1.05)).all()
     # order matters for a generic video: some position's distribution changes
-    a, b = entries["v0"]["natural"]["top_logp"], entries["v0"]["reversed"]["top_logp"]
+    a, b = entries["v0"]["nat"]["top_logp"], entries["v0"]["rev"]["top_logp"]
     assert np.abs(a - b).max() > 1e-6
     # a palindromic frame sequence is its own reversal: identical passes
-    a, b = entries["pal"]["natural"], entries["pal"]["reversed"]
+    a, b = entries["pal"]["nat"], entries["pal"]["rev"]
     for k in a:
         np.testing.assert_allclose(a[k], b[k], rtol=1e-6, atol=1e-7, err_msg=k)
 
@@ -76,7 +76,7 @@ def test_reversed_pass_sees_reversed_frames(loaded):
     fr = _video(seed=2)
     e1, _, _ = video_passes(lm, fr, PROMPT, SPEC)
     e2, _, _ = video_passes(lm, np.ascontiguousarray(fr[::-1]), PROMPT, SPEC)
-    np.testing.assert_allclose(e1["reversed"]["top_logp"], e2["natural"]["top_logp"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(e1["rev"]["top_logp"], e2["nat"]["top_logp"], rtol=1e-5, atol=1e-6)
 
 
 def test_batched_equals_separate(loaded):
@@ -127,7 +127,7 @@ def test_nonfinite_logits_reported(tiny_dirs, tmp_path):
         lm.model.lm_head.weight[3] = float("nan")
     summary = run_shard(lm, {"bad": _video()}, PROMPT, SPEC, tmp_path / "s.safetensors")
     v = summary["videos"]["bad"]
-    assert v["status"] == "nonfinite" and v["nonfinite"]["natural"] == v["positions"]
+    assert v["status"] == "nonfinite" and v["nonfinite"]["nat"] == v["positions"]
     assert summary["n_nonfinite_videos"] == 1
 
 
@@ -135,8 +135,8 @@ def test_bad_inputs_named(loaded, tmp_path):
     lm = loaded["llava_next_video"]
     with pytest.raises(ValueError, match="no videos"):
         run_shard(lm, {}, PROMPT, SPEC, tmp_path / "s.safetensors")
-    with pytest.raises(ValueError, match="model_id"):
-        run_shard(lm, {"a": _video()}, PROMPT, SPEC, tmp_path / "s.safetensors", header_extra={"model_id": "x"})
+    with pytest.raises(ValueError, match="scored_positions"):
+        run_shard(lm, {"a": _video()}, PROMPT, SPEC, tmp_path / "s.safetensors", header_extra={"scored_positions": "x"})
 
 
 def test_reduce_is_the_real_one(loaded):
@@ -147,7 +147,7 @@ def test_reduce_is_the_real_one(loaded):
     inputs, _ = build_inputs(lm, [fr], PROMPT)
     with torch.inference_mode():
         ref = reduce_logits(forward_scored(lm, inputs, scored)[0], SPEC)
-    np.testing.assert_allclose(ent["natural"]["top_logp"], ref["top_logp"].numpy(), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(ent["nat"]["top_logp"], ref["top_logp"].numpy(), rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.gpu

@@ -21,6 +21,7 @@ import torch
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 ATTN = ("sdpa", "eager", None)
+WORKFLOW_KEYS = {"source", "family", "batch_orders"}  # model-config keys used by the workflow, not by loading
 
 
 class ModelLoadError(RuntimeError):
@@ -71,7 +72,7 @@ def load_model(cfg: dict[str, Any]) -> Loaded:
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     known = {"id", "revision", "dtype", "device", "attn_implementation", "trust_remote_code", "local_files_only"}
-    unknown = sorted(set(cfg) - known)
+    unknown = sorted(set(cfg) - known - WORKFLOW_KEYS)
     if unknown:
         raise ModelLoadError(f"unknown model config key(s) {unknown}; known: {sorted(known)}")
     model_id = cfg.get("id")

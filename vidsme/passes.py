@@ -4,7 +4,7 @@ For each video the same prompt is run on the sampled frames in natural order and
 `frames[::-1]` (reversal after sampling), batched together by default. Logits are computed only
 at the scored (video-token) positions (`logits_to_keep`), reduced with
 `vidsme.reduce.reduce_logits` on the model's device, and written with `vidsme.dump.write_shard`
-under the pass names `natural` and `reversed` (positions aligned by index).
+under the pass names `nat` (natural order) and `rev` (reversed), positions aligned by index.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from . import __version__
 from .dump import write_shard
 from .models import Loaded, build_inputs, prompt_hash, render_prompt
 
-PASSES = ("natural", "reversed")
+PASSES = ("nat", "rev")  # natural order, frames[::-1]
 
 
 def _reduce_fn() -> Any:
@@ -93,7 +93,7 @@ def video_passes(loaded: Loaded, frames: np.ndarray, prompt: dict[str, Any], spe
                  ) -> tuple[dict[str, dict[str, np.ndarray]], torch.Tensor, dict[str, int]]:
     """Both passes of one video: ({pass: reduced arrays}, scored positions, {pass: nonfinite count})."""
     reduce_logits = _reduce_fn()
-    orders = {"natural": frames, "reversed": np.ascontiguousarray(frames[::-1])}
+    orders = {"nat": frames, "rev": np.ascontiguousarray(frames[::-1])}
     logits: dict[str, torch.Tensor] = {}
     scored = None
     with torch.inference_mode():
@@ -141,20 +141,24 @@ def run_shard(loaded: Loaded, frames: dict[str, np.ndarray], prompt: dict[str, A
                         "nonfinite": bad}
     counts = sorted({int(f.shape[0]) for f in frames.values()})
     header = {
-        "model_id": loaded.model_id, "revision": str(loaded.revision or ""), "dtype": loaded.dtype,
+        "model_id": loaded.model_id, "model_path": loaded.model_id, "revision": str(loaded.revision or ""), "dtype": loaded.dtype,
         "device": str(loaded.device), "frame_count": str(counts[0]) if len(counts) == 1 else json.dumps(counts),
         "prompt": json.dumps(prompt, sort_keys=True), "prompt_hash": prompt_hash(text), "reduce_spec": _spec_json(spec),
         "scored_positions": json.dumps(positions, sort_keys=True), "passes": json.dumps(list(PASSES)),
         "batch_orders": str(bool(batch_orders)), "vidsme_version": __version__,
         "torch_version": torch.__version__, "transformers_version": _tf_version(),
     }
-    for k, v in (header_extra or {}).items():
-        if k in header:
-            raise ValueError(f"header_extra key {k!r} clashes with a built-in dump header field")
+    for k, v in (header_extra or {}).items():  # overrides built-ins (e.g. a logical model_id)
+        if k in _PROTECTED:
+            raise ValueError(f"header_extra key {k!r} would overwrite a field the dump reader relies on")
         header[k] = v if isinstance(v, str) else json.dumps(v, sort_keys=True)
     path = write_shard(out_path, entries, header)
     n_bad = sum(s["status"] != "ok" for s in summary.values())
     return {"videos": summary, "n_nonfinite_videos": n_bad, "path": str(path)}
+
+
+_PROTECTED = {"model_path", "frame_count", "prompt_hash", "reduce_spec", "scored_positions", "passes", "format",
+              "videos", "n_tensors"}
 
 
 def _tf_version() -> str:
