@@ -1,0 +1,278 @@
+"""Paper settings: released split lists -> sheets, checksums, fetching, video-root checks, configs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from vidsme import paper
+from vidsme.paper import CHECKSUMS, SETTINGS, PaperError, check_video_root, paper_sheet, split_files, video_ids
+from vidsme.samples import read_sheet
+
+ROOT = Path(__file__).resolve().parents[1]
+SPLITS = Path(__file__).resolve().parents[2] / "shared" / "paper-splits"
+needs_splits = pytest.mark.skipif(not SPLITS.is_dir(), reason=f"released split lists not found at {SPLITS}")
+
+
+def _items(name: str) -> list[dict]:
+    return json.loads((SPLITS / name).read_text())
+
+
+def _expected(files: list[str]) -> tuple[dict[str, dict], int]:
+    """First item per unique video (in order) and the item count, computed straight from the JSON."""
+    first: dict[str, dict] = {}
+    n = 0
+    for f in files:
+        for it in _items(f):
+            first.setdefault(it["video"], it)
+            n += 1
+    return first, n
+
+
+def _tree(root: Path, paths) -> Path:
+    """Empty placeholder files for the given relative video paths."""
+    for p in paths:
+        (root / p).parent.mkdir(parents=True, exist_ok=True)
+        (root / p).touch()
+    return root
+
+
+def _write(path: Path, obj) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(obj if isinstance(obj, str) else json.dumps(obj))
+    return path
+
+
+def _qa(video: str, q: str = "q?") -> dict:
+    return {"video": video, "question": q, "candidates": ["a", 2], "answer": "a"}
+
+
+@pytest.fixture
+def fake_nextqa(tmp_path: Path) -> Path:
+    """A small folder with the NExT-QA file names (not the released content: use verify=False)."""
+    d = tmp_path / "splits"
+    _write(d / "nextqa_train_official.json", [_qa("tr/a.mp4", "first"), _qa("tr/a.mp4", "second"), _qa("tr/b.mp4")])
+    _write(d / "nextqa_test_official.json", [_qa("te/c.mp4"), _qa("te/d.mp4")])
+    return d
+
+
+# ----------------------------------------------------------------------------- released lists
+
+
+@needs_splits
+def test_checksums_are_those_of_the_released_files() -> None:
+    assert {f for s in SETTINGS.values() for f in s.files} == set(CHECKSUMS)
+    for name, digest in CHECKSUMS.items():
+        assert hashlib.sha256((SPLITS / name).read_bytes()).hexdigest() == digest, name
+
+
+@needs_splits
+@pytest.mark.parametrize("setting", ["nextqa", "cinepile_mlvu"])
+def test_qa_setting_sheet(setting: str, tmp_path: Path) -> None:
+    s = SETTINGS[setting]
+    members, n_mem_items = _expected(list(s.members))
+    non, n_non_items = _expected(list(s.non_members))
+    root = _tree(tmp_path / "videos", list(members) + list(non))
+    if s.warning:
+        with pytest.warns(UserWarning, match="distribution shift"):
+            df = paper_sheet(setting, SPLITS, root)
+    else:
+        df = paper_sheet(setting, SPLITS, root)
+    assert len(df) == len(members) + len(non)
+    assert (df.label == 1).sum() == len(members) and (df.label == 0).sum() == len(non)
+    assert set(df.path[df.label == 1]) == set(members) and set(df.path[df.label == 0]) == set(non)
+    assert df.video_id.is_unique and df.video_id.map(lambda v: bool(re.fullmatch(r"[A-Za-z0-9_.-]+", v))).all()
+    assert df.n_items[df.label == 1].sum() == n_mem_items and df.n_items[df.label == 0].sum() == n_non_items
+    assert (df.split == "eval").all()
+    for _, row in df.sample(50, random_state=0).iterrows():  # first question kept as the prompt fields
+        it = (members if row.label else non)[row.path]
+        assert row.question == it["question"] and json.loads(row.options) == [str(c) for c in it["candidates"]]
+        assert row.answer == str(it["answer"])
+    # the sheet validates with the workflow's reader and resolves under video_root
+    out = paper.write_sheet(df, tmp_path / "sheet.tsv")
+    back = read_sheet(out, root)
+    assert list(back.video_id) == list(df.video_id) and all(Path(p).is_file() for p in back.path)
+
+
+@needs_splits
+def test_paper_item_counts_match_method() -> None:
+    """METHOD section 10: 8,564 / 8,564 NExT-QA items, 502 / 502 CinePile / MLVU items, 1,027 VDC items."""
+    assert _expected(["nextqa_train_official.json"])[1] == _expected(["nextqa_test_official.json"])[1] == 8564
+    assert _expected(list(SETTINGS["cinepile_mlvu"].members))[1] == _expected(list(paper.MLVU))[1] == 502
+    assert _expected(["lmms_VDC_test.json"])[1] == 1027
+
+
+@needs_splits
+def test_caption_needs_member_list_then_builds(tmp_path: Path) -> None:
+    with pytest.raises(PaperError, match="dataset.member_list"):
+        paper_sheet("caption", SPLITS, None)
+    mine = _write(tmp_path / "members.json", [{"video": f"mine/m{i}.mp4"} for i in range(5)])
+    non, n_items = _expected(["lmms_VDC_test.json"])
+    root = _tree(tmp_path / "videos", [f"mine/m{i}.mp4" for i in range(5)] + list(non))
+    df = paper_sheet("caption", SPLITS, root, member_list=mine)
+    assert (df.label == 1).sum() == 5 and (df.label == 0).sum() == len(non) and df.n_items.sum() == 5 + n_items
+    assert set(df.source[df.label == 1]) == {"members.json"} and set(df.source[df.label == 0]) == {"lmms_VDC_test.json"}
+    assert (df.instruction[df.label == 1] == paper.CAPTION_INSTRUCTION).all() and (df.options == "").all()
+    assert all(ins == non[p]["question"] for ins, p in zip(df.instruction[df.label == 0], df.path[df.label == 0]))
+    assert not df.caption.str.contains("[\t\n\r]").any() and (df.caption[df.label == 0] != "").all()
+    read_sheet(paper.write_sheet(df, tmp_path / "s.tsv"), root)
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("content, match", [
+    ("{not json", "not a JSON split file"),
+    ({"video": "a.mp4"}, "non-empty JSON list"),
+    ([], "non-empty JSON list"),
+    ([{"path": "a.mp4"}], "item 0: expected an object with a 'video'"),
+    ([_qa("a.mp4"), "b.mp4"], "item 1: expected an object"),
+    ([_qa("/abs/a.mp4")], "must be relative"),
+    ([_qa("x/../../a.mp4")], "without '..'"),
+    ([{"video": "a.mp4", "question": "q"}], "needs 'question' .* and 'candidates'"),
+])
+def test_wrong_split_file_is_named(fake_nextqa: Path, content, match: str) -> None:
+    bad = _write(fake_nextqa / "nextqa_test_official.json", content)
+    with pytest.raises(PaperError, match=match) as e:
+        paper_sheet("nextqa", fake_nextqa, verify=False)
+    assert str(bad) in str(e.value)
+
+
+def test_small_sheet_dedups_videos_and_keeps_first_question(fake_nextqa: Path) -> None:
+    df = paper_sheet("nextqa", fake_nextqa, verify=False)
+    assert list(df.path) == ["tr/a.mp4", "tr/b.mp4", "te/c.mp4", "te/d.mp4"]
+    assert list(df.label) == [1, 1, 0, 0] and list(df.n_items) == [2, 1, 1, 1]
+    assert df.question[0] == "first" and json.loads(df.options[0]) == ["a", "2"]
+
+
+def test_video_in_both_labels_is_an_error(fake_nextqa: Path) -> None:
+    _write(fake_nextqa / "nextqa_test_official.json", [_qa("te/c.mp4"), _qa("tr/b.mp4")])
+    with pytest.raises(PaperError, match="tr/b.mp4 .*member in nextqa_train_official.json.*non-member in nextqa_test_official.json"):
+        paper_sheet("nextqa", fake_nextqa, verify=False)
+
+
+def test_local_split_checksum_and_missing_file(fake_nextqa: Path, tmp_path: Path) -> None:
+    with pytest.raises(PaperError, match="nextqa_train_official.json.*does not match"):
+        split_files("nextqa", fake_nextqa)  # content is not the released one
+    (fake_nextqa / "nextqa_test_official.json").unlink()
+    with pytest.raises(PaperError, match="nextqa_test_official.json not found"):
+        split_files("nextqa", fake_nextqa, verify=False)
+    with pytest.raises(PaperError, match="dataset.splits_dir"):
+        split_files("nextqa", tmp_path / "nowhere")
+    with pytest.raises(PaperError, match="unknown paper setting 'msrvtt'.*nextqa"):
+        split_files("msrvtt", fake_nextqa)
+
+
+def test_video_ids_unique_safe_and_deterministic() -> None:
+    paths = ["a/b.mp4", "a_b.mp4", "c d/é.MP4", "x/y.mkv"]
+    ids = video_ids(paths)
+    assert len(set(ids)) == 4 and ids == video_ids(paths)
+    assert all(re.fullmatch(r"[A-Za-z0-9_.-]+", i) for i in ids)
+    assert ids[0].startswith("a_b-") and ids[1].startswith("a_b-") and ids[3] == "x_y.mkv"
+
+
+# ----------------------------------------------------------------------------- video root
+
+
+def test_check_video_root(tmp_path: Path, fake_nextqa: Path) -> None:
+    df = paper_sheet("nextqa", fake_nextqa, verify=False)
+    with pytest.raises(PaperError, match=f"video_root {tmp_path / 'nope'} .*dataset.video_root.*does not exist"):
+        check_video_root(tmp_path / "nope", df)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(PaperError, match=rf"video_root {empty}: 4 of 4 sampled videos missing, e.g. {empty}/tr/a.mp4; "
+                                         r"point dataset.video_root at the folder holding te/, tr/"):
+        paper_sheet("nextqa", fake_nextqa, empty, verify=False)
+    root = _tree(tmp_path / "v", df.path)
+    check_video_root(root, df)
+    (root / "te" / "d.mp4").unlink()
+    with pytest.raises(PaperError, match="1 of 4 sampled videos missing, e.g. .*te/d.mp4"):
+        check_video_root(root, df)
+    check_video_root(root, df, max_missing=1)
+
+
+def test_check_video_root_samples_at_most_n(tmp_path: Path) -> None:
+    import pandas as pd
+
+    df = pd.DataFrame({"path": [f"d/v{i}.mp4" for i in range(500)]})
+    with pytest.raises(PaperError, match="20 of 20 sampled"):
+        check_video_root(tmp_path, df)
+
+
+# ----------------------------------------------------------------------------- fetching
+
+
+@needs_splits
+def test_fetch_from_file_url_into_cache(tmp_path: Path) -> None:
+    url = SPLITS.as_uri() + "/{name}"
+    paths = split_files("cinepile_mlvu", None, cache_dir=tmp_path / "cache", base_url=url)
+    assert [p.name for p in paths] == list(SETTINGS["cinepile_mlvu"].files)
+    assert all(p.parent == tmp_path / "cache" / paper.COMMIT for p in paths)
+    assert all(p.read_bytes() == (SPLITS / p.name).read_bytes() for p in paths)
+
+
+def test_fetch_uses_pinned_commit_verifies_and_caches(tmp_path: Path, fake_nextqa: Path, monkeypatch) -> None:
+    calls: list[str] = []
+
+    def fetch(url: str, dest: Path) -> None:
+        calls.append(url)
+        shutil.copy(fake_nextqa / url.rsplit("/", 1)[1], dest)
+
+    # not the released bytes: the checksum fails, nothing is left in the cache
+    with pytest.raises(PaperError, match="SHA-256 .* does not match the released nextqa_train_official.json"):
+        split_files("nextqa", None, cache_dir=tmp_path / "c", fetch=fetch, commit="abc123")
+    assert calls == [paper.BASE_URL.format(repo=paper.REPO, commit="abc123", name="nextqa_train_official.json")]
+    assert not list((tmp_path / "c" / "abc123").iterdir())
+    # with the checksums of these bytes the fetch succeeds once, then the cache is used
+    sums = {n: paper.sha256_file(fake_nextqa / n) for n in ("nextqa_train_official.json", "nextqa_test_official.json")}
+    monkeypatch.setattr(paper, "CHECKSUMS", sums)
+    calls.clear()
+    a = split_files("nextqa", None, cache_dir=tmp_path / "c", fetch=fetch, commit="abc123")
+    b = split_files("nextqa", None, cache_dir=tmp_path / "c", fetch=fetch, commit="abc123")
+    assert a == b and len(calls) == 2
+    a[0].write_text("corrupted")  # a corrupted cached copy is fetched again
+    split_files("nextqa", None, cache_dir=tmp_path / "c", fetch=fetch, commit="abc123")
+    assert len(calls) == 3 and paper.sha256_file(a[0]) == sums[a[0].name]
+
+
+def test_fetch_failure_is_named(tmp_path: Path) -> None:
+    def offline(url: str, dest: Path) -> None:
+        dest.write_text("partial")
+        raise OSError("network unreachable")
+
+    with pytest.raises(PaperError, match="cannot fetch nextqa_train_official.json from https://raw.githubusercontent.com/.*dataset.splits_dir"):
+        split_files("nextqa", None, cache_dir=tmp_path, fetch=offline)
+    assert not any(tmp_path.rglob("*.part"))
+
+
+# ----------------------------------------------------------------------------- CLI and configs
+
+
+def test_cli_writes_sheet_and_reports_errors(fake_nextqa: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setattr(paper, "CHECKSUMS", {n: paper.sha256_file(fake_nextqa / n) for n in
+                                             ("nextqa_train_official.json", "nextqa_test_official.json")})
+    out = tmp_path / "o" / "sheet.tsv"
+    assert paper.main(["nextqa", "--splits", str(fake_nextqa), "--out", str(out)]) == 0
+    assert "4 videos (2 members, 2 non-members)" in capsys.readouterr().out
+    assert len(read_sheet(out, tmp_path)) == 4
+    assert paper.main(["nextqa", "--splits", str(fake_nextqa), "--video-root", str(tmp_path / "no"), "--out", str(out)]) == 2
+    assert "video_root" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("setting", list(SETTINGS))
+def test_paper_configs(setting: str) -> None:
+    cfg = yaml.safe_load((ROOT / "config" / "paper" / f"{setting}.yaml").read_text())
+    ds = cfg["dataset"]
+    assert ds["kind"] == "paper" and ds["setting"] == setting and ds["splits_dir"] is None and ds["video_root"]
+    assert ("member_list" in ds) == (not SETTINGS[setting].members)
+    assert cfg["prompt"] == paper.prompt_for(setting)
+    assert cfg["frames"]["num_frames"] == 16
+    m = cfg["model"]
+    assert m["source"] == "pretrained" and m["dtype"] == "bfloat16" and m["device"] == "cuda" and "revision" in m
+    assert not m.get("trust_remote_code", False)
