@@ -210,3 +210,16 @@ def test_extract_shard_deterministic(clips: dict[str, Path], tmp_path: Path) -> 
     one, two = load_frames(tmp_path / "1.npz"), load_frames(tmp_path / "2.npz")
     assert one.keys() == two.keys() and all(np.array_equal(one[k], two[k]) for k in one)
     assert (tmp_path / "1.tsv").read_text() == (tmp_path / "2.tsv").read_text()
+
+
+def test_benchmark_quick_smoke(tmp_path: Path) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_video", Path(__file__).resolve().parents[1] / "benchmarks" / "bench_video.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    res = bench.main(["--quick", "--out", str(tmp_path / "b.json")])
+    (s,) = res["sampling"]
+    assert s["method"] == "seek" and s["frames"] == 120 and s["decode_all_over_sample"] > 0
+    assert (tmp_path / "b.json").is_file()
