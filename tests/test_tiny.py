@@ -69,6 +69,8 @@ def test_sizes_are_applied(tmp_path):
     c = loaded.model.config
     assert (c.text_config.hidden_size, c.text_config.num_hidden_layers) == (48, 3)
     assert (c.vision_config.image_size, c.vision_config.patch_size) == (64, 16)
+    padded = load_model({"id": str(build_tiny("qwen2_5_vl", tmp_path / "q", pad_vocab_to=3000))})
+    assert padded.model.config.text_config.vocab_size == 3000 > len(padded.processor.tokenizer)
 
 
 def test_bad_arguments_named(tmp_path):

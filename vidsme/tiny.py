@@ -100,6 +100,7 @@ class TinySizes:
     image_size: int = 32
     patch_size: int = 8
     vocab_size: int = 1000
+    pad_vocab_to: int = 0  # model vocabulary padded up to this (real checkpoints pad, e.g. Qwen 152064)
 
 
 def _train_tokenizer(corpus: Iterable[str], specials: dict[str, str], vocab_size: int, bos: bool) -> Any:
@@ -280,7 +281,7 @@ def build_tiny(family: str, out_dir: Path | str, corpus: Iterable[str] | None = 
     if not texts:
         raise ValueError("build_tiny: corpus is empty")
     tok = _train_tokenizer(texts, specials, s.vocab_size, bos)
-    vocab = len(tok)
+    vocab = max(len(tok), s.pad_vocab_to)
     cfg, proc = make(s, tok, vocab)
     torch.manual_seed(seed)
     model = AutoModelForImageTextToText.from_config(cfg, dtype=torch.float32).eval()
