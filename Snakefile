@@ -20,3 +20,8 @@ rule all:
     default_target: True
     input:
         all_outputs(),
+
+
+rule ablations:
+    input:
+        ablation_outputs(),

@@ -99,19 +99,53 @@ def shard_files(pattern, **kw):
     return expand(pattern, shard=SHARDS, **kw)
 
 
-def model_inputs():
-    """Files a model pass depends on: the trained target for the embedded default."""
-    source = config["model"]["source"]
-    if source == "embedded":
-        return {"model": f"{RES}/target/model"}
-    if source == "tiny":
+def model_inputs(w):
+    """Files a model pass depends on: the trained target (or a variant of it) for the embedded default."""
+    if w.model == "embedded":
+        return {"model": f"{RES}/target/main/model"}
+    if w.model.startswith("embedded-"):
+        return {"model": f"{RES}/target/{w.model[len('embedded-'):]}/model"}
+    if w.model == "tiny":
         return {"model": f"{RES}/target/tiny"}
     return {}
 
 
+def train_cfg(variant):
+    """Training settings of a target variant: the embedded training settings plus the variant's overrides."""
+    cfg = embedded_cfg("train")
+    if variant == "main":
+        return cfg
+    variants = config["ablations"]["variants"]
+    if variant not in variants:
+        raise ValueError(
+            f"unknown target variant {variant!r}; config key ablations.variants has: {', '.join(variants)}"
+        )
+    unknown = set(variants[variant]) - set(cfg)
+    if unknown:
+        raise ValueError(
+            f"config key ablations.variants.{variant}.{sorted(unknown)[0]}: unknown training setting"
+        )
+    return dict(cfg, **variants[variant])
+
+
+def variant_models():
+    return ["embedded"] + [f"embedded-{v}" for v in config["ablations"]["variants"]]
+
+
 def all_outputs():
-    return [
+    out = [
         f"{RES}/tables/main.md",
+        f"{RES}/tables/terciles.csv",
         f"{RES}/figures/roc.png",
         f"{RES}/provenance.json",
     ]
+    if config["model"]["source"] == "embedded":
+        out.append(f"{RES}/target/main/memorisation.json")
+    return out
+
+
+def ablation_outputs():
+    out = [f"{RES}/tables/ablation_frames.csv", f"{RES}/figures/auc_vs_frames.png"]
+    if EMBEDDED and config["ablations"]["variants"]:
+        out.append(f"{RES}/tables/ablation_targets.csv")
+    return out

@@ -25,13 +25,13 @@ rule train_target:
     input:
         sheet="data/embedded/samples.tsv",
     output:
-        model=directory(f"{RES}/target/model"),
-        curve=f"{RES}/target/train_log.tsv",
-        memorisation=f"{RES}/target/memorisation.json",
+        model=directory(f"{RES}/target/{{variant}}/model"),
+        curve=f"{RES}/target/{{variant}}/train_log.tsv",
+        memorisation=f"{RES}/target/{{variant}}/memorisation.json",
     log:
-        f"{LOGS}/train_target.log",
+        f"{LOGS}/train_target/{{variant}}.log",
     benchmark:
-        f"{BENCH}/train_target.tsv"
+        f"{BENCH}/train_target/{{variant}}.tsv"
     conda:
         "../environment.yml"
     threads: 2
@@ -39,7 +39,7 @@ rule train_target:
         mem_mb=4000,
         runtime=60,
     params:
-        train=lambda w: embedded_cfg("train"),
+        train=lambda w: train_cfg(w.variant),
         tiny=lambda w: embedded_cfg("tiny"),
         synth=lambda w: embedded_cfg("synth"),
         family=config["model"]["family"],

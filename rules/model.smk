@@ -3,7 +3,7 @@
 
 rule model_pass:
     input:
-        unpack(lambda w: model_inputs()),
+        unpack(model_inputs),
         frames=f"{RES}/frames/F{{F}}/shard{{shard}}.npz",
         manifest=f"{RES}/frames/F{{F}}/shard{{shard}}.tsv",
     output:

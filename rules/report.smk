@@ -71,3 +71,61 @@ rule provenance:
         model_key=MODEL,
     script:
         "../scripts/provenance.py"
+
+
+rule terciles:
+    input:
+        scores=f"{RES}/scores/{MODEL}/F{F}/scores.tsv",
+        qr=f"{RES}/stats/F{F}/qr.tsv",
+    output:
+        f"{RES}/tables/terciles.csv",
+    log:
+        f"{LOGS}/terciles.log",
+    conda:
+        "../environment.yml"
+    params:
+        main_k=config["scoring"]["main_k"],
+        seed=config["seed"],
+    script:
+        "../scripts/terciles.py"
+
+
+rule ablation_frames:
+    input:
+        expand(
+            f"{RES}/metrics/{MODEL}/F{{F}}/metrics.tsv",
+            F=config["ablations"]["frames"],
+        ),
+    output:
+        table=f"{RES}/tables/ablation_frames.csv",
+        figure=report(f"{RES}/figures/auc_vs_frames.png", category="Figures"),
+    log:
+        f"{LOGS}/ablation_frames.log",
+    conda:
+        "../environment.yml"
+    params:
+        frames=config["ablations"]["frames"],
+        main_k=config["scoring"]["main_k"],
+        label="frames",
+    script:
+        "../scripts/ablation.py"
+
+
+rule ablation_targets:
+    input:
+        metrics=expand(f"{RES}/metrics/{{m}}/F{F}/metrics.tsv", m=variant_models()),
+        memorisation=expand(
+            f"{RES}/target/{{v}}/memorisation.json",
+            v=["main"] + list(config["ablations"]["variants"]),
+        ),
+    output:
+        table=f"{RES}/tables/ablation_targets.csv",
+    log:
+        f"{LOGS}/ablation_targets.log",
+    conda:
+        "../environment.yml"
+    params:
+        variants=["main"] + list(config["ablations"]["variants"]),
+        main_k=config["scoring"]["main_k"],
+    script:
+        "../scripts/ablation_targets.py"

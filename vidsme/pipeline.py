@@ -52,7 +52,8 @@ def model_pass(model_cfg: dict[str, Any], model_dir: str | None, frames_npz: str
     from vidsme.passes import run_shard
     from vidsme.reduce import ReduceSpec
 
-    cfg = dict(model_cfg)
+    load_keys = ("id", "revision", "dtype", "device", "attn_implementation", "trust_remote_code", "local_files_only")
+    cfg = {k: model_cfg[k] for k in load_keys if k in model_cfg}
     if model_dir is not None:
         cfg["id"] = model_dir
     man = pd.read_csv(manifest, sep="\t", dtype=str, keep_default_na=False)

@@ -146,3 +146,72 @@ def write_figures(scores_tsv: str, metrics_tsv: str, qr_tsv: str, roc: str, hist
     fig.tight_layout()
     fig.savefig(auc_k, dpi=120)
     plt.close(fig)
+
+
+def _at_main_k(df: pd.DataFrame, main_k: float) -> pd.DataFrame:
+    """Rows of K-dependent attacks at K = main_k, plus the rows of attacks without K."""
+    k = df["k"].astype("float64")
+    return df[k.isna() | np.isclose(k.fillna(-1.0), main_k)]
+
+
+def terciles_table(scores_tsv: str, qr_tsv: str, out: str, main_k: float) -> pd.DataFrame:
+    """AUC of every attack within motion (k1) and illumination (k3) terciles of the evaluation set."""
+    from sklearn.metrics import roc_auc_score
+
+    scores = _at_main_k(pd.read_csv(scores_tsv, sep="\t"), main_k)
+    qr = pd.read_csv(qr_tsv, sep="\t", dtype={"video_id": str})[["video_id", "k1", "k3"]]
+    df = scores.merge(qr, on="video_id")
+    rows = []
+    for factor, col in (("motion", "k1"), ("illumination", "k3")):
+        per_video = df.drop_duplicates("video_id")[["video_id", col]]
+        cut = pd.qcut(per_video[col].rank(method="first"), 3, labels=["low", "mid", "high"])
+        tercile = dict(zip(per_video.video_id, cut))
+        for (attack, t), g in df.assign(tercile=df.video_id.map(tercile)).groupby(["attack", "tercile"], observed=True):
+            s = np.nan_to_num(g.score.to_numpy(dtype=float), nan=-np.inf, posinf=1e300, neginf=-1e300)
+            auc = roc_auc_score(g.label, s) if g.label.nunique() == 2 else float("nan")
+            rows.append({"attack": attack, "factor": factor, "tercile": t, "n": len(g), "auc": auc})
+    t = pd.DataFrame(rows)
+    t.to_csv(out, index=False)
+    return t
+
+
+def frames_ablation(metrics_files: list[str], frames: list[int], table: str, figure: str, main_k: float) -> pd.DataFrame:
+    """AUC and TPR@5%FPR of every attack against the number of sampled frames."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    parts = [_at_main_k(pd.read_csv(f, sep="\t"), main_k).assign(frames=n) for f, n in zip(metrics_files, frames)]
+    df = pd.concat(parts)[["attack", "frames", "auc", "auc_lo", "auc_hi", "acc", "tpr@0.05"]]
+    df.to_csv(table, index=False)
+    best = df.groupby("attack").auc.mean().sort_values(ascending=False).index[:6]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for a in best:
+        g = df[df.attack == a].sort_values("frames")
+        ax.plot(g.frames, g.auc, marker="o", label=a)
+    ax.axhline(0.5, color="k", ls=":", lw=0.8)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("frames sampled (F)")
+    ax.set_ylabel("AUC")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(figure, dpi=120)
+    plt.close(fig)
+    return df
+
+
+def targets_ablation(metrics_files: list[str], memorisation_files: list[str], variants: list[str], table: str, main_k: float) -> pd.DataFrame:
+    """Every attack's AUC and TPR@5%FPR on each target variant, next to its memorisation evidence."""
+    import json
+
+    rows = []
+    for f, mf, v in zip(metrics_files, memorisation_files, variants):
+        mem = json.loads(Path(mf).read_text())
+        m = _at_main_k(pd.read_csv(f, sep="\t"), main_k)
+        for r in m.itertuples(index=False):
+            rows.append({"variant": v, "attack": r.attack, "auc": r.auc, "tpr@0.05": getattr(r, "_asdict")()["tpr@0.05"],
+                         "answer_loss_gap": mem.get("loss_gap"), "answer_loss_auc": mem.get("answer_loss_auc")})
+    df = pd.DataFrame(rows)
+    df.to_csv(table, index=False)
+    return df
