@@ -41,7 +41,9 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "static": write_clip(d / "static.mp4", np.repeat(frames[:1], 20, axis=0)),
         "short": write_clip(d / "short.mp4", frames[:5]),
     }
+    out["mkvnoisy"] = write_clip(d / "noisy.mkv", noisy, options=GOP)
     out["trunc"] = truncate_copy(out["faststart"], d / "trunc.mp4", 0.4)
+    out["mkvtrunc"] = truncate_copy(out["mkvnoisy"], d / "trunc.mkv", 0.4)
     out["headonly"] = truncate_copy(out["gop"], d / "headonly.mp4", 0.05)
     out["empty"] = d / "empty.mp4"
     out["empty"].write_bytes(b"")
@@ -102,6 +104,16 @@ def test_header_that_lies(clips: dict[str, Path]) -> None:
     assert read_index(d.frames[-1]) == s.n_decoded - 1
     with pytest.raises(VideoError, match="decodable"):
         sample_frames(clips["trunc"], s.n_decoded + 1)
+
+
+def test_truncated_matroska(clips: dict[str, Path]) -> None:
+    """Matroska declares no count; truncated, the packets that remain all decode (cheap path)."""
+    s = sample_frames(clips["mkvtrunc"], 8)
+    assert s.declared_frames is None and 8 <= s.n_decoded < 100
+    assert [read_index(x) for x in s.frames] == s.indices.tolist()
+    d = sample_frames(clips["mkvtrunc"], 8, count="decode")
+    assert d.n_decoded == s.n_decoded
+    np.testing.assert_array_equal(d.frames, s.frames)
 
 
 @pytest.mark.parametrize(
