@@ -222,6 +222,10 @@ def test_extract_shard_deterministic(clips: dict[str, Path], tmp_path: Path) -> 
     one, two = load_frames(tmp_path / "1.npz"), load_frames(tmp_path / "2.npz")
     assert one.keys() == two.keys() and all(np.array_equal(one[k], two[k]) for k in one)
     assert (tmp_path / "1.tsv").read_text() == (tmp_path / "2.tsv").read_text()
+    extract_shard(rows, 5, tmp_path / "3.npz", tmp_path / "3.tsv", compress=False)
+    raw = load_frames(tmp_path / "3.npz")
+    assert all(np.array_equal(one[k], raw[k]) for k in one)
+    assert (tmp_path / "3.npz").stat().st_size > (tmp_path / "1.npz").stat().st_size
 
 
 def test_benchmark_quick_smoke(tmp_path: Path) -> None:
@@ -235,3 +239,22 @@ def test_benchmark_quick_smoke(tmp_path: Path) -> None:
     (s,) = res["sampling"]
     assert s["method"] == "seek" and s["frames"] == 120 and s["decode_all_over_sample"] > 0
     assert (tmp_path / "b.json").is_file()
+
+
+def test_unexpected_decoder_failure_is_a_video_error(clips: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import vidsme.frames as fr
+
+    real = fr._sample
+
+    def flaky(p: Path, n: int, count: str) -> fr.SampledVideo:
+        if p.name == "intra.mp4":
+            raise RuntimeError("decoder exploded")
+        return real(p, n, count)
+
+    monkeypatch.setattr(fr, "_sample", flaky)
+    with pytest.raises(VideoError, match="intra.mp4: decoding failed .RuntimeError: decoder exploded"):
+        sample_frames(clips["intra"], 4)
+    rows = [("a", str(clips["intra"])), ("b", str(clips["gop"]))]
+    extract_shard(rows, 4, tmp_path / "x.npz", tmp_path / "x.tsv")
+    assert list(load_frames(tmp_path / "x.npz")) == ["b"]
+    assert [r.status for r in read_manifest(tmp_path / "x.tsv")] == ["skipped", "ok"]

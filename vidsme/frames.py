@@ -31,6 +31,7 @@ from __future__ import annotations
 import csv
 import os
 import tempfile
+import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,6 +112,13 @@ def _rgb(frame: av.VideoFrame) -> np.ndarray:
     return frame.to_ndarray(format="rgb24")
 
 
+def _stack(path: Path, frames: list[np.ndarray]) -> np.ndarray:
+    sizes = sorted({f.shape for f in frames})
+    if len(sizes) > 1:
+        raise VideoError(path, f"frame size changes within the stream ({sizes[0][:2]} and {sizes[-1][:2]})")
+    return np.stack(frames)
+
+
 def _decode_all(container: av.container.InputContainer) -> Iterator[av.VideoFrame]:
     """Every frame that decodes, in presentation order; a packet that fails is skipped."""
     stream = container.streams.video[0]
@@ -144,10 +152,10 @@ def _by_decoding(path: Path, num_frames: int) -> tuple[int, np.ndarray, np.ndarr
                     break
     if len(frames) != num_frames:  # decoding is deterministic; this is a broken decoder
         raise VideoError(path, f"second decode pass gave {len(frames)} of {num_frames} frames")
-    return n, indices, np.stack(frames)
+    return n, indices, _stack(path, frames)
 
 
-def _by_seeking(container: av.container.InputContainer, num_frames: int) -> tuple[int, np.ndarray, np.ndarray]:
+def _by_seeking(path: Path, container: av.container.InputContainer, num_frames: int) -> tuple[int, np.ndarray, np.ndarray]:
     stream = container.streams.video[0]
     pts: list[int] = []
     keys: list[int] = []
@@ -192,7 +200,7 @@ def _by_seeking(container: av.container.InputContainer, num_frames: int) -> tupl
                 raise _Fallback  # stream ended before the target
     except av.error.FFmpegError as e:
         raise _Fallback from e
-    return n, indices, np.stack(frames)
+    return n, indices, _stack(path, frames)
 
 
 def sample_frames(
@@ -209,6 +217,15 @@ def sample_frames(
         raise ValueError(f"count must be 'auto' or 'decode', got {count!r}")
     num_frames = int(num_frames)
     p = Path(path)
+    try:
+        return _sample(p, num_frames, count)
+    except VideoError:
+        raise
+    except (av.error.FFmpegError, OSError, ValueError, RuntimeError, MemoryError) as e:
+        raise VideoError(p, f"decoding failed ({type(e).__name__}: {e})") from e
+
+
+def _sample(p: Path, num_frames: int, count: str) -> SampledVideo:
     with _open(p) as container:
         stream = container.streams.video[0]
         declared = int(stream.frames) or None
@@ -218,7 +235,7 @@ def sample_frames(
         try:
             if count == "decode":
                 raise _Fallback
-            n, indices, frames = _by_seeking(container, num_frames)
+            n, indices, frames = _by_seeking(p, container, num_frames)
         except _Fallback:
             method = "decode"
     if method == "decode":
@@ -265,15 +282,33 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
         raise
 
 
-def _atomic_savez(path: Path, arrays: dict[str, np.ndarray], compress: bool) -> None:
-    fd, tmp = _atomic_target(path)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            (np.savez_compressed if compress else np.savez)(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+class _NpzWriter:
+    """Write arrays one at a time into an ``.npz`` (the layout ``np.load`` reads), atomically.
+
+    Only one video's frames are in memory at a time; ``compress`` uses zlib level 1 (about as
+    small as level 6 on video frames, faster).
+    """
+
+    def __init__(self, path: Path, compress: bool) -> None:
+        self.path = path
+        fd, self.tmp = _atomic_target(path)
+        self._file = os.fdopen(fd, "wb")
+        method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+        self._zip = zipfile.ZipFile(self._file, "w", compression=method, compresslevel=1 if compress else None, allowZip64=True)
+
+    def add(self, key: str, array: np.ndarray) -> None:
+        with self._zip.open(f"{key}.npy", "w", force_zip64=True) as f:
+            np.lib.format.write_array(f, np.asanyarray(array), allow_pickle=False)
+
+    def commit(self) -> None:
+        self._zip.close()
+        self._file.close()
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        self._zip.close()
+        self._file.close()
+        Path(self.tmp).unlink(missing_ok=True)
 
 
 def _tsv(rows: Sequence[Sequence[object]], columns: Sequence[str]) -> str:
@@ -308,19 +343,23 @@ def extract_shard(
         if not vid or vid in seen:
             raise ValueError(f"empty or duplicate video_id {vid!r} in shard")
         seen.add(vid)
-    arrays: dict[str, np.ndarray] = {}
     manifest: list[ManifestRow] = []
-    for vid, path in rows:
-        try:
-            s = sample_frames(path, num_frames)
-        except VideoError as e:
-            if on_error == "fail":
-                raise
-            manifest.append(ManifestRow(vid, None, (), "skipped", e.reason))
-            continue
-        arrays[vid] = s.frames
-        manifest.append(ManifestRow(vid, s.n_decoded, tuple(s.indices.tolist()), "ok", ""))
-    _atomic_savez(Path(out_npz), arrays, compress)
+    npz = _NpzWriter(Path(out_npz), compress)
+    try:
+        for vid, path in rows:
+            try:
+                s = sample_frames(path, num_frames)
+            except VideoError as e:
+                if on_error == "fail":
+                    raise
+                manifest.append(ManifestRow(vid, None, (), "skipped", e.reason))
+                continue
+            npz.add(vid, s.frames)
+            manifest.append(ManifestRow(vid, s.n_decoded, tuple(s.indices.tolist()), "ok", ""))
+    except BaseException:
+        npz.abort()
+        raise
+    npz.commit()
     table = [(m.video_id, m.n_decoded, ",".join(map(str, m.indices)), m.status, m.reason) for m in manifest]
     atomic_write_text(out_manifest, _tsv(table, MANIFEST_COLUMNS))
     return manifest
