@@ -120,6 +120,22 @@ def test_config_errors_named(tiny_dirs, tmp_path):
         load_model({"id": str(tmp_path / "missing" / "model")})
 
 
+def test_model_config_examples(tmp_path):
+    import yaml
+    from pathlib import Path
+
+    files = sorted((Path(__file__).resolve().parents[1] / "config" / "models").glob("*.yaml"))
+    assert len(files) >= 4
+    allowed = {"source", "id", "revision", "family", "dtype", "device", "attn_implementation", "trust_remote_code",
+               "batch_orders"}
+    for f in files:
+        m = yaml.safe_load(f.read_text())["model"]
+        assert set(m) <= allowed and m["family"] in FAMILIES and m["dtype"] == "bfloat16", f.name
+        assert m["trust_remote_code"] is False
+        with pytest.raises(ModelLoadError, match="placeholder"):  # unfilled revision stops before any download
+            load_model(m)
+
+
 def test_bfloat16_and_attn_options(tiny_dirs):
     # workflow-only keys of the `model:` config block are accepted and ignored by loading
     lm = load_model({"id": str(tiny_dirs["llava_next_video"]), "dtype": "bfloat16", "attn_implementation": "eager",

@@ -79,6 +79,9 @@ def load_model(cfg: dict[str, Any]) -> Loaded:
     if not model_id or not isinstance(model_id, str):
         raise ModelLoadError(f"model.id must be a hub id or a local directory, got {model_id!r}")
     revision = cfg.get("revision")
+    if revision is not None and (not isinstance(revision, str) or "FILL" in revision.upper()):
+        raise ModelLoadError(f"model.revision {revision!r} for {model_id} is a placeholder: pin the commit hash "
+                             f"(`hf download {model_id}` prints it) or set revision: null to use main")
     dtype_name = cfg.get("dtype", "float32")
     if dtype_name not in (*DTYPES, "auto"):
         raise ModelLoadError(f"model.dtype {dtype_name!r} for {model_id} not in {[*DTYPES, 'auto']}")

@@ -1,0 +1,120 @@
+"""Benchmark the model passes: batching of orders, scored-rows-only lm_head, where the reduction runs.
+
+Run on demand: `python benchmarks/bench_passes.py [--quick] [--device cpu|cuda] [--vocab 32000]`.
+A tiny LLaVA-NeXT-Video (padded to a realistic vocabulary) runs both passes of one video under:
+
+- `batched`  : natural + reversed as one batch of 2, lm_head on scored rows, reduce on device (default);
+- `separate` : the two orders as two batch-1 forwards;
+- `full`     : lm_head on every position, scored rows sliced afterwards;
+- `host`     : logits moved to the host and reduced there.
+
+Reports median wall time per video (both passes, forward + reduce) and the peak memory of one
+video's passes above the loaded model, measured in a fresh subprocess per variant (CPU: peak RSS;
+CUDA: `max_memory_allocated`), plus the bytes of full logits vs the reduced arrays.
+Writes benchmarks/out/passes.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+VARIANTS = {
+    "batched": dict(batch_orders=True, full_logits=False, reduce_on_host=False),
+    "separate": dict(batch_orders=False, full_logits=False, reduce_on_host=False),
+    "full": dict(batch_orders=True, full_logits=True, reduce_on_host=False),
+    "host": dict(batch_orders=True, full_logits=False, reduce_on_host=True),
+}
+
+
+def _rss_mib() -> float:
+    return int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def worker(model_dir: str, device: str, variant: str, frames: int, size: int, repeats: int) -> dict:
+    """Time one variant and measure its peak memory (run in a fresh process)."""
+    import numpy as np
+    import torch
+
+    from vidsme.models import load_model
+    from vidsme.passes import video_passes
+    from vidsme.reduce import ReduceSpec
+
+    torch.manual_seed(0)
+    lm = load_model({"id": model_dir, "device": device, "dtype": "float32"})
+    fr = np.random.default_rng(0).integers(0, 256, (frames, size, size, 3), dtype=np.uint8)
+    spec = ReduceSpec()
+    kw = VARIANTS[variant]
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    base_rss = _rss_mib()
+    ent, scored, _ = video_passes(lm, fr, {"text": "Describe the video."}, spec, **kw)  # first call: peak memory
+    sync()
+    peak = ((torch.cuda.max_memory_allocated() - base) / 2**20 if device.startswith("cuda")
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base_rss)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        video_passes(lm, fr, {"text": "Describe the video."}, spec, **kw)
+        sync()
+        times.append(time.perf_counter() - t)
+    vocab = lm.model.config.text_config.vocab_size
+    reduced = sum(a.nbytes for p in ent.values() for a in p.values())
+    return {"variant": variant, "median_s": float(np.median(times)), "peak_mib": round(float(peak), 1),
+            "positions": int(scored.numel()), "vocab": vocab, "full_logits_mib": 2 * scored.numel() * vocab * 4 / 2**20,
+            "reduced_mib": reduced / 2**20}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes, 1 repeat (smoke test)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--vocab", type=int, default=32000)
+    ap.add_argument("--frames", type=int, default=16)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--worker", nargs=6, help=argparse.SUPPRESS)
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "passes.json")
+    a = ap.parse_args()
+    if a.worker:
+        d, dev, var, f, s, r = a.worker
+        print(json.dumps(worker(d, dev, var, int(f), int(s), int(r))))
+        return
+    from vidsme.tiny import build_tiny
+
+    sizes = dict(image_size=64, hidden_size=256, intermediate_size=512, num_layers=4, pad_vocab_to=a.vocab)
+    frames, repeats = a.frames, a.repeats
+    if a.quick:
+        sizes.update(image_size=32, hidden_size=64, intermediate_size=128, num_layers=2, pad_vocab_to=4000)
+        frames, repeats = 8, 1
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = str(build_tiny("llava_next_video", Path(tmp) / "m", **sizes))
+        for v in VARIANTS:
+            cmd = [sys.executable, __file__, "--worker", model_dir, a.device, v, str(frames),
+                   str(sizes["image_size"]), str(repeats)]
+            res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
+            print(json.dumps(rows[-1]))
+    base = rows[0]
+    ratios = {r["variant"]: {"time_vs_batched": round(r["median_s"] / base["median_s"], 2),
+                             "peak_mem_vs_batched": round(r["peak_mib"] / max(base["peak_mib"], 1e-9), 2)}
+              for r in rows[1:]}
+    out = {"device": a.device, "frames": frames, "sizes": sizes, "repeats": repeats, "rows": rows, "ratios": ratios}
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(out, indent=1))
+    print(json.dumps(ratios))
+
+
+if __name__ == "__main__":
+    main()
