@@ -155,3 +155,16 @@ def test_gpu_smoke(tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_smoke.py"), "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0 and "PASS" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_cuda_oom_gives_clear_advice(loaded, tmp_path, monkeypatch):
+    import vidsme.passes as passes
+
+    def oom(*a, **k):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(passes, "video_passes", oom)
+    with pytest.raises(RuntimeError, match="batch_orders: false.*bfloat16") as ei:
+        run_shard(loaded["llava_next_video"], {"big": _video()}, PROMPT, SPEC, tmp_path / "s.safetensors")
+    assert "'big'" in str(ei.value)
+    assert not (tmp_path / "s.safetensors").exists()
