@@ -61,6 +61,7 @@ SYSTEM_CAPTION = (
 )
 CAPTION_INSTRUCTION = "Describe the following video in detail, including the actions and scenes."
 QA_TEXT = "Only give the best option."
+QA_PREFIX = "Best Option: "
 
 SHIFT_WARNING = (
     "cinepile_mlvu: members (CinePile clips) and non-members (MLVU test videos) come from different "
@@ -106,7 +107,7 @@ def prompt_for(setting: str) -> dict[str, str]:
     """The workflow prompt (config key ``prompt``) of a setting, per METHOD section 5."""
     if setting_of(setting).prompt == "caption":
         return {"system": SYSTEM_CAPTION, "text": CAPTION_INSTRUCTION}
-    return {"system": SYSTEM_QA, "text": QA_TEXT}
+    return {"system": SYSTEM_QA, "text": QA_TEXT, "assistant_prefix": QA_PREFIX}
 
 
 # ----------------------------------------------------------------------------- split files
