@@ -110,8 +110,10 @@ def test_paper_item_counts_match_method() -> None:
 
 @needs_splits
 def test_caption_needs_member_list_then_builds(tmp_path: Path) -> None:
-    with pytest.raises(PaperError, match="dataset.member_list"):
+    with pytest.raises(PaperError, match="member list was not released: set config key dataset.member_list"):
         paper_sheet("caption", SPLITS, None)
+    with pytest.raises(PaperError, match=f"member list {tmp_path / 'no.json'} .*dataset.member_list.* not found"):
+        paper_sheet("caption", SPLITS, None, member_list=tmp_path / "no.json")
     mine = _write(tmp_path / "members.json", [{"video": f"mine/m{i}.mp4"} for i in range(5)])
     non, n_items = _expected(["lmms_VDC_test.json"])
     root = _tree(tmp_path / "videos", [f"mine/m{i}.mp4" for i in range(5)] + list(non))
@@ -225,7 +227,8 @@ def test_fetch_uses_pinned_commit_verifies_and_caches(tmp_path: Path, fake_nextq
         shutil.copy(fake_nextqa / url.rsplit("/", 1)[1], dest)
 
     # not the released bytes: the checksum fails, nothing is left in the cache
-    with pytest.raises(PaperError, match="SHA-256 .* does not match the released nextqa_train_official.json"):
+    with pytest.raises(PaperError, match="https://raw.githubusercontent.com/LiQiiiii/Vid-SME/abc123/video_json/nextqa_train_official.json: "
+                                         "SHA-256 .* does not match the released nextqa_train_official.json"):
         split_files("nextqa", None, cache_dir=tmp_path / "c", fetch=fetch, commit="abc123")
     assert calls == [paper.BASE_URL.format(repo=paper.REPO, commit="abc123", name="nextqa_train_official.json")]
     assert not list((tmp_path / "c" / "abc123").iterdir())

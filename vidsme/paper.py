@@ -120,10 +120,10 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def _verify(path: Path, name: str) -> None:
+def _verify(path: Path, name: str, where: str | None = None) -> None:
     got = sha256_file(path)
     if got != CHECKSUMS[name]:
-        raise PaperError(f"{path}: SHA-256 {got} does not match the released {name} ({CHECKSUMS[name]}); "
+        raise PaperError(f"{where or path}: SHA-256 {got} does not match the released {name} ({CHECKSUMS[name]}); "
                          "the split list is corrupted or not the paper's")
 
 
@@ -166,18 +166,17 @@ def split_files(setting: str, splits_dir: str | Path | None, *, commit: str = CO
         p = cache / n
         if not (p.is_file() and (not verify or sha256_file(p) == CHECKSUMS[n])):
             url = base_url.format(repo=REPO, commit=commit, name=n)
-            tmp = p.with_name(p.name + ".part")
+            tmp = p.with_name(f"{p.name}.{os.getpid()}.part")  # concurrent builders do not clash
             try:
                 fetch(url, tmp)
-            except Exception as e:  # network errors vary by fetcher
-                tmp.unlink(missing_ok=True)
-                raise PaperError(f"cannot fetch {n} from {url}: {e}; download it by hand and set dataset.splits_dir") from e
-            try:
                 if verify:
-                    _verify(tmp, n)
+                    _verify(tmp, n, where=url)
             except PaperError:
                 tmp.unlink(missing_ok=True)
                 raise
+            except Exception as e:  # network errors vary by fetcher
+                tmp.unlink(missing_ok=True)
+                raise PaperError(f"cannot fetch {n} from {url}: {e}; download it by hand and set dataset.splits_dir") from e
             os.replace(tmp, p)
         paths.append(p)
     return paths
@@ -254,6 +253,8 @@ def paper_sheet(setting: str, splits_dir: str | Path | None, video_root: str | P
         if not member_list:
             raise PaperError(f"the {setting} setting's member list was not released: set config key dataset.member_list "
                              "(--member-list) to a JSON list of objects with 'video' (same format as the non-member list)")
+        if not Path(member_list).is_file():
+            raise PaperError(f"member list {member_list} (config key dataset.member_list) not found")
         labelled = [(Path(member_list), 1)] + labelled
     rows: dict[str, dict[str, Any]] = {}
     for path, label in labelled:
