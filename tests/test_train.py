@@ -1,0 +1,145 @@
+"""Tests of the two-stage training of a tiny video-LLM (seconds, CPU)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from vidsme import synth, train
+
+SYN = {"n_eval": 8, "n_val": 4, "n_pretrain": 4, "size": 32, "n_frames": 8, "real_clips": False}
+SIZES = {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "num_kv_heads": 1, "intermediate_size": 64,
+         "vision_hidden_size": 16, "vision_layers": 1, "vision_heads": 1, "image_size": 16, "patch_size": 4,
+         "vocab_size": 400}
+TCFG = {"num_frames": 4, "pretrain_epochs": 1, "epochs": 3, "lr": 3e-3, "batch_size": 4, "seed": 0, "threads": 1}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame, dict[str, np.ndarray]]:
+    from vidsme.tiny import build_tiny
+
+    root = tmp_path_factory.mktemp("train")
+    rows, frames = [], {}
+    for row, fr in synth.generate_frames(SYN):
+        rows.append(row)
+        frames[row["video_id"]] = fr
+    df = pd.DataFrame(rows)
+    model_dir = build_tiny("llava_next_video", root / "init", corpus=synth.corpus(SYN), seed=0, **SIZES)
+    return model_dir, df, frames
+
+
+def _run(data, out: Path, **over) -> dict:
+    model_dir, df, frames = data
+    return train.train(model_dir, df, out, {**TCFG, **over}, pretrain=synth.pretrain_frames(SYN), frames=frames)
+
+
+@pytest.fixture(scope="module")
+def trained(data, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("run") / "model"
+    return out, _run(data, out)
+
+
+def test_answer_only_labels(data) -> None:
+    from vidsme.models import load_model
+
+    model_dir, _, _ = data
+    loaded = load_model({"id": str(model_dir)})
+    prompt = train.qa_prompt("Which way does it move?", ["left", "right"])
+    ex, pv = train.video_example(loaded, prompt, "(B) right", "v", 4)
+    tok = loaded.processor.tokenizer
+    keep = ex.labels != train.IGNORE
+    # the loss covers exactly the answer tokens and eos, at the end of the sequence
+    answer = tok("(B) right", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    assert ex.labels[keep].tolist() == answer
+    assert keep[-len(answer):].all() and not keep[:-len(answer)].any()
+    assert tok.decode(ex.ids[keep][:-1]) == "(B) right"
+    # video tokens and prompt carry no loss; the prefix ends with the assistant prefix
+    assert (ex.ids == loaded.video_token_id).sum() > 0
+    assert tok.decode(ex.ids[~keep]).rstrip().endswith("Best Option:")
+    assert pv.shape[0] == 4
+
+
+def test_collate_pads_and_augments() -> None:
+    a = train.Example(torch.tensor([5, 6, 7]), torch.tensor([-100, 6, 7]), "x", "x")
+    b = train.Example(torch.tensor([5, 6]), torch.tensor([-100, 6]), "y", "y")
+    pix = {"x": torch.arange(4.0).view(4, 1, 1, 1), "y": torch.arange(4.0).view(4, 1, 1, 1)}
+    out = train.collate([a, b], pad_id=0, pixels=pix)
+    assert out["input_ids"].tolist() == [[5, 6, 7], [5, 6, 0]]
+    assert out["labels"][1].tolist() == [-100, 6, -100] and out["attention_mask"][1].tolist() == [1, 1, 0]
+    g = torch.Generator().manual_seed(0)
+    orders = {tuple(train.collate([a], 0, pix, "reverse", g)["pixel_values_videos"][0].flatten().tolist())
+              for _ in range(30)}
+    assert orders == {(0.0, 1.0, 2.0, 3.0), (3.0, 2.0, 1.0, 0.0)}
+    with pytest.raises(ValueError, match="augment"):
+        train._cfg({"augment": "flip"})
+
+
+def test_trains_members_only_and_loss_decreases(trained, data) -> None:
+    out, summary = trained
+    _, df, _ = data
+    members = set(df.loc[df["label"] == 1, "video_id"])
+    assert set(summary["instruct_videos"]) == members
+    assert not set(summary["instruct_videos"]) & set(df.loc[df["label"] == 0, "video_id"])
+    log = pd.read_csv(out / "train_log.tsv", sep="\t")
+    inst = log[log["stage"] == "instruct"]["loss"].to_numpy()
+    assert list(log["stage"].unique()) == ["pretrain", "instruct"]
+    assert inst[-1] < inst[0]
+    mem = json.loads((out / "memorisation.json").read_text())
+    assert set(mem["eval"]) >= {"member_loss", "nonmember_loss", "gap", "auc"}
+    assert mem["eval"]["n_member"] + mem["eval"]["n_nonmember"] == int((df["split"] == "eval").sum())
+
+
+def test_saved_model_reloads_and_matches(trained, data) -> None:
+    from vidsme.models import build_inputs, load_model
+
+    out, _ = trained
+    _, df, frames = data
+    assert (out / "model.safetensors").exists()
+    loaded = load_model({"id": str(out)})
+    row = df.iloc[0]
+    fr = frames[row["video_id"]][np.linspace(0, 7, 4).astype(int)]
+    inputs, pos = build_inputs(loaded, fr, train.qa_prompt(row["question"], json.loads(row["options"])))
+    with torch.no_grad():
+        logits = loaded.model(**inputs).logits
+    assert torch.isfinite(logits).all() and len(pos) > 0
+    # answer losses recomputed from the reloaded model agree with memorisation.json
+    rows = df[df["split"] == "eval"]
+    losses = train.answer_losses(loaded, rows, frames, 4)
+    mem = train.memorisation(losses, rows["label"].to_numpy())
+    saved = json.loads((out / "memorisation.json").read_text())["eval"]
+    assert mem["member_loss"] == pytest.approx(saved["member_loss"], rel=1e-4)
+
+
+def test_deterministic_weights(trained, data, tmp_path: Path) -> None:
+    out, _ = trained
+    again = tmp_path / "again"
+    _run(data, again)
+    a, b = load_file(out / "model.safetensors"), load_file(again / "model.safetensors")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    c = tmp_path / "seed1"
+    _run(data, c, seed=1)
+    s1 = load_file(c / "model.safetensors")
+    assert any(not torch.equal(a[k], s1[k]) for k in a)
+
+
+def test_memorisation_metric() -> None:
+    m = train.memorisation(np.array([0.1, 0.2, 1.0, 2.0]), np.array([1, 1, 0, 0]))
+    assert m["auc"] == 1.0 and m["gap"] == pytest.approx(1.35)
+    m = train.memorisation(np.array([0.1, 0.2, 1.0, 2.0]), np.array([0, 0, 1, 1]))
+    assert m["auc"] == 0.0
+
+
+def test_bad_samples_named(data, tmp_path: Path) -> None:
+    model_dir, df, frames = data
+    bad = df.assign(label=["x"] + list(df["label"][1:]))
+    with pytest.raises(ValueError, match=str(df["video_id"].iloc[0])):
+        train.train(model_dir, bad, tmp_path, TCFG, frames=frames)
+    with pytest.raises(ValueError, match="no members"):
+        train.train(model_dir, df.assign(label=0), tmp_path, TCFG, frames=frames)

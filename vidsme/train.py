@@ -1,0 +1,387 @@
+"""Fine-tune a (tiny) video-LLM so that membership is real: members were really trained on.
+
+Two stages, as real video-LLMs are made:
+
+1. optional pretraining on a disjoint pool (``pretrain``): language modelling on caption and
+   QA text, plus video-caption alignment (caption loss given the video);
+2. instruction tuning on the members only (``label == 1`` in eval and val), loss on the
+   answer tokens only, with the attack's prompt (system text, multiple-choice question,
+   assistant prefix ``Best Option: ``) rendered by the processor's chat template.
+
+Frames are sampled like the attack does (``linspace`` indices, ``num_frames`` of them).
+Outputs in ``out_dir``: the model (safetensors) and processor, ``train_log.tsv`` and
+``memorisation.json`` (member vs non-member answer loss on the eval split, and its AUC).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from vidsme import synth
+
+DEFAULTS: dict[str, Any] = {
+    "seed": 0,
+    "num_frames": 8,  # frames per video during training (independent of the attack's F)
+    "pretrain_epochs": 2,  # 0 = random-init language model (no pretraining stage)
+    "pretrain_lr": 1e-3,
+    "epochs": 30,  # instruction-tuning epochs over the members
+    "lr": 1e-3,
+    "batch_size": 8,
+    "weight_decay": 0.0,
+    "warmup": 0.05,  # fraction of steps with linear warm-up, then cosine decay to 10%
+    "qa": "all",  # member QA items trained on: all | primary (the sheet's question only)
+    "freeze_vision": False,  # freeze the vision tower during instruction tuning
+    "augment": "none",  # none | reverse | shuffle: temporal-order augmentation (p = 0.5)
+    "threads": 2,
+}
+FULL: dict[str, Any] = {**DEFAULTS, "pretrain_epochs": 4, "epochs": 40}
+# Tiny model sizes for vidsme.tiny.build_tiny in the embedded default.
+TINY_SIZES: dict[str, int] = {"hidden_size": 128, "num_layers": 4, "num_heads": 4, "num_kv_heads": 2,
+                              "intermediate_size": 256, "vision_hidden_size": 64, "vision_layers": 2,
+                              "vision_heads": 2, "image_size": 32, "patch_size": 8, "vocab_size": 1000}
+AUGMENTS = ("none", "reverse", "shuffle")
+QA_PREFIX = "Best Option: "
+IGNORE = -100
+
+
+@dataclass
+class Example:
+    """One training sequence: token ids, labels (-100 where no loss) and an optional video key."""
+
+    ids: torch.Tensor
+    labels: torch.Tensor
+    video: str | None
+    source: str  # video id (or text id) the example comes from
+
+
+def _cfg(cfg: dict[str, Any] | None) -> dict[str, Any]:
+    c = {**DEFAULTS, **(cfg or {})}
+    unknown = set(c) - set(DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown train config keys: {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+    if c["augment"] not in AUGMENTS:
+        raise ValueError(f"train.augment must be one of {AUGMENTS}, got {c['augment']!r}")
+    if c["qa"] not in ("all", "primary"):
+        raise ValueError(f"train.qa must be 'all' or 'primary', got {c['qa']!r}")
+    for k in ("num_frames", "batch_size", "threads"):
+        if int(c[k]) < 1:
+            raise ValueError(f"train.{k} must be >= 1, got {c[k]!r}")
+    for k in ("epochs", "pretrain_epochs"):
+        if int(c[k]) < 0:
+            raise ValueError(f"train.{k} must be >= 0, got {c[k]!r}")
+    return c
+
+
+# ----------------------------------------------------------------------------- examples
+
+def qa_prompt(question: str, options: list[str]) -> dict[str, str]:
+    """The attack's multiple-choice prompt (METHOD section 5) in `vidsme.models.render_prompt` form."""
+    return {"system": synth.SYSTEM_QA, "text": synth.format_question(question, options), "assistant_prefix": QA_PREFIX}
+
+
+def caption_prompt() -> dict[str, str]:
+    """The caption prompt (METHOD section 5)."""
+    return {"system": synth.SYSTEM_CAPTION, "text": synth.CAPTION_INSTRUCTION}
+
+
+def video_example(loaded: Any, prompt: dict[str, str], answer: str, video: str, n_frames: int,
+                  size: int = 8) -> tuple[Example, torch.Tensor]:
+    """Prompt (with `n_frames` video placeholders expanded) + answer + eos; loss on answer + eos only.
+
+    Returns the example and the processor's ``pixel_values_videos`` of a dummy video (callers
+    replace them with the real video's). The answer is tokenised on its own and appended, so the
+    prompt part is exactly what `vidsme.models.build_inputs` gives the attack.
+    """
+    from vidsme.models import build_inputs
+
+    key = (json.dumps(prompt, sort_keys=True), n_frames)
+    cache = loaded.__dict__.setdefault("_prefix_cache", {})  # prompt prefixes, per loaded model
+    if key not in cache:
+        dummy = np.zeros((n_frames, size, size, 3), np.uint8)
+        cache[key] = build_inputs(loaded, dummy, prompt, truncate=False)[0]
+    inputs = cache[key]
+    tok = loaded.processor.tokenizer
+    ans = tok(" " + answer if not prompt.get("assistant_prefix") else answer, add_special_tokens=False)["input_ids"]
+    ans = [*ans, tok.eos_token_id]
+    prefix = inputs["input_ids"][0]
+    ids = torch.cat([prefix, torch.tensor(ans, dtype=prefix.dtype)])
+    labels = torch.cat([torch.full_like(prefix, IGNORE), torch.tensor(ans, dtype=prefix.dtype)])
+    return Example(ids, labels, video, video), inputs["pixel_values_videos"][0]
+
+
+def text_example(loaded: Any, text: str, source: str) -> Example:
+    """Plain language modelling on `text` (loss on every token after the first)."""
+    tok = loaded.processor.tokenizer
+    ids = tok(text, add_special_tokens=True)["input_ids"] + [tok.eos_token_id]
+    t = torch.tensor(ids, dtype=torch.long)
+    labels = t.clone()
+    labels[0] = IGNORE
+    return Example(t, labels, None, source)
+
+
+class _Pixels:
+    """Video preprocessing cache: video key -> ``pixel_values_videos`` (F, C, H, W)."""
+
+    def __init__(self, loaded: Any) -> None:
+        self.loaded = loaded
+        self.cache: dict[str, torch.Tensor] = {}
+
+    def add(self, key: str, frames: np.ndarray) -> None:
+        vp = self.loaded.processor.video_processor
+        out = vp(videos=[np.ascontiguousarray(frames)], return_tensors="pt", do_sample_frames=False)
+        self.cache[key] = out["pixel_values_videos"][0]
+
+
+def _sample(frames: np.ndarray, n: int) -> np.ndarray:
+    if len(frames) < n:
+        raise ValueError(f"video has {len(frames)} frames, fewer than train.num_frames = {n}")
+    return frames[np.linspace(0, len(frames) - 1, n).astype(np.int64)]
+
+
+def _rows_qa(row: pd.Series | dict[str, Any], which: str) -> list[tuple[str, list[str], str]]:
+    if which == "primary" or not str(row.get("qa", "") or "").strip():
+        return [(str(row["question"]), list(json.loads(row["options"])), str(row["answer"]))]
+    return [(q["question"], list(q["options"]), q["answer"]) for q in json.loads(row["qa"])]
+
+
+def instruction_examples(loaded: Any, members: pd.DataFrame, num_frames: int, which: str
+                         ) -> list[Example]:
+    """Answer-only examples of the member rows (one per QA item)."""
+    out = []
+    for _, row in members.iterrows():
+        for q, opts, ans in _rows_qa(row, which):
+            ex, _ = video_example(loaded, qa_prompt(q, opts), ans, str(row["video_id"]), num_frames)
+            out.append(ex)
+    return out
+
+
+# ----------------------------------------------------------------------------- optimisation
+
+def _batches(examples: list[Example], batch_size: int, g: torch.Generator) -> Iterator[list[Example]]:
+    """Shuffled batches, video and text examples never mixed in one batch."""
+    groups = [[e for e in examples if e.video is not None], [e for e in examples if e.video is None]]
+    batches = []
+    for grp in groups:
+        perm = torch.randperm(len(grp), generator=g).tolist()
+        batches += [[grp[i] for i in perm[s:s + batch_size]] for s in range(0, len(grp), batch_size)]
+    for i in torch.randperm(len(batches), generator=g).tolist():
+        yield batches[i]
+
+
+def collate(batch: list[Example], pad_id: int, pixels: dict[str, torch.Tensor] | None = None,
+            augment: str = "none", g: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    """Right-padded ids/labels/attention mask, plus stacked (optionally reordered) video pixels."""
+    n = max(len(e.ids) for e in batch)
+    ids = torch.full((len(batch), n), pad_id, dtype=torch.long)
+    labels = torch.full((len(batch), n), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(batch), n), dtype=torch.long)
+    for i, e in enumerate(batch):
+        ids[i, :len(e.ids)], labels[i, :len(e.ids)], mask[i, :len(e.ids)] = e.ids, e.labels, 1
+    out = {"input_ids": ids, "labels": labels, "attention_mask": mask}
+    if batch[0].video is not None:
+        assert pixels is not None
+        pv = []
+        for e in batch:
+            v = pixels[e.video]  # type: ignore[index]
+            if augment != "none" and float(torch.rand(1, generator=g)) < 0.5:
+                v = v.flip(0) if augment == "reverse" else v[torch.randperm(len(v), generator=g)]
+            pv.append(v)
+        out["pixel_values_videos"] = torch.stack(pv)
+    return out
+
+
+def _schedule(step: int, total: int, warmup: float) -> float:
+    w = max(1, int(total * warmup))
+    if step < w:
+        return (step + 1) / w
+    prog = (step - w) / max(1, total - w)
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * prog))
+
+
+def _run_stage(model: Any, examples: list[Example], pixels: dict[str, torch.Tensor], epochs: int, lr: float,
+               c: dict[str, Any], stage: str, pad_id: int, g: torch.Generator, log: list[dict[str, Any]],
+               augment: str = "none") -> None:
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=float(c["weight_decay"]))
+    bs = int(c["batch_size"])
+    n_video = sum(e.video is not None for e in examples)
+    per_epoch = math.ceil(n_video / bs) + math.ceil((len(examples) - n_video) / bs)
+    total = max(1, per_epoch * epochs)
+    step = 0
+    model.train()
+    for epoch in range(epochs):
+        t0, losses, weights = time.time(), [], []
+        for batch in _batches(examples, bs, g):
+            for grp in opt.param_groups:
+                grp["lr"] = lr * _schedule(step, total, float(c["warmup"]))
+            inputs = collate(batch, pad_id, pixels, augment, g)
+            loss = model(**inputs).loss
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            step += 1
+            losses.append(float(loss.detach()))
+            weights.append(int((inputs["labels"] != IGNORE).sum()))
+        mean = float(np.average(losses, weights=weights)) if losses else float("nan")
+        log.append({"stage": stage, "epoch": epoch + 1, "steps": step, "loss": mean, "seconds": time.time() - t0})
+    model.eval()
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+@torch.no_grad()
+def answer_losses(loaded: Any, rows: pd.DataFrame, frames: dict[str, np.ndarray], num_frames: int,
+                  batch_size: int = 16) -> np.ndarray:
+    """Mean answer-token loss (nats) of each row's sheet question, natural frame order."""
+    pixels = _Pixels(loaded)
+    exs = []
+    for _, row in rows.iterrows():
+        vid = str(row["video_id"])
+        pixels.add(vid, _sample(frames[vid], num_frames))
+        (q, opts, ans), = _rows_qa(row, "primary")
+        exs.append(video_example(loaded, qa_prompt(q, opts), ans, vid, num_frames)[0])
+    model = loaded.model
+    model.eval()
+    pad = loaded.processor.tokenizer.pad_token_id
+    out = []
+    for s in range(0, len(exs), batch_size):
+        batch = exs[s:s + batch_size]
+        inp = collate(batch, pad, pixels.cache)
+        labels = inp.pop("labels")
+        logits = model(**inp).logits[:, :-1].float()
+        tgt = labels[:, 1:]
+        nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), tgt.clamp_min(0), reduction="none")
+        m = (tgt != IGNORE).float()
+        out.append(((nll * m).sum(1) / m.sum(1)).numpy())
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def memorisation(losses: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Member vs non-member mean answer loss, the gap and the AUC of -loss (lower loss = member)."""
+    from sklearn.metrics import roc_auc_score
+
+    labels = np.asarray(labels, dtype=int)
+    mem, non = losses[labels == 1], losses[labels == 0]
+    auc = float(roc_auc_score(labels, -losses)) if len(mem) and len(non) else float("nan")
+    return {"member_loss": float(mem.mean()) if len(mem) else float("nan"),
+            "nonmember_loss": float(non.mean()) if len(non) else float("nan"),
+            "gap": float(non.mean() - mem.mean()) if len(mem) and len(non) else float("nan"),
+            "auc": auc, "n_member": int(len(mem)), "n_nonmember": int(len(non))}
+
+
+# ----------------------------------------------------------------------------- entry point
+
+def load_videos(samples: pd.DataFrame, video_root: Path | None, num_frames: int) -> dict[str, np.ndarray]:
+    """Each row's video sampled like the attack does (`vidsme.frames.sample_frames`), keyed by id."""
+    from vidsme.frames import sample_frames
+
+    out = {}
+    for _, row in samples.iterrows():
+        p = Path(str(row["path"]))
+        if not p.is_absolute() and video_root is not None:
+            p = Path(video_root) / p
+        out[str(row["video_id"])] = sample_frames(p, num_frames).frames
+    return out
+
+
+def train(model_dir: Path, samples: pd.DataFrame, out_dir: Path, cfg: dict[str, Any] | None = None,
+          video_root: Path | None = None,
+          pretrain: Iterable[tuple[dict[str, Any], np.ndarray]] | None = None,
+          frames: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+    """Pretrain (optional) then instruction-tune the model in `model_dir` on the members of `samples`.
+
+    `samples`: sheet rows (eval and val); members are ``label == 1``. `pretrain`: the disjoint pool
+    as (row with ``caption`` and ``qa``, frames) pairs, e.g. `vidsme.synth.pretrain_frames(cfg)`;
+    used when ``pretrain_epochs > 0``. `frames`: preloaded videos by id (else decoded from ``path``,
+    relative to `video_root`). Returns the summary also written to ``memorisation.json``.
+    """
+    from vidsme.models import load_model
+
+    c = _cfg(cfg)
+    t_start = time.time()
+    torch.manual_seed(int(c["seed"]))
+    torch.set_num_threads(int(c["threads"]))
+    need = {"video_id", "label", "question", "options", "answer"}
+    missing = need - set(samples.columns)
+    if missing:
+        raise ValueError(f"samples lack column(s) {sorted(missing)}")
+    labels = pd.to_numeric(samples["label"], errors="coerce")
+    if labels.isna().any() or not labels.isin([0, 1]).all():
+        bad = samples.loc[labels.isna() | ~labels.isin([0, 1]), "video_id"].tolist()[:5]
+        raise ValueError(f"samples: label must be 0 or 1 for every row; bad rows: {bad}")
+    samples = samples.assign(label=labels.astype(int))
+    split = samples["split"] if "split" in samples else pd.Series("eval", index=samples.index)
+    members = samples[samples["label"] == 1]
+    if members.empty:
+        raise ValueError("samples: no members (label == 1) to train on")
+    frames = frames if frames is not None else load_videos(samples, video_root, int(c["num_frames"]))
+
+    loaded = load_model({"id": str(model_dir)})
+    model, tok = loaded.model, loaded.processor.tokenizer
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    nf = int(c["num_frames"])
+    g = torch.Generator().manual_seed(int(c["seed"]))
+    log: list[dict[str, Any]] = []
+    pixels = _Pixels(loaded)
+
+    n_pre = 0
+    if int(c["pretrain_epochs"]) > 0 and pretrain is not None:
+        exs: list[Example] = []
+        for row, fr in pretrain:
+            vid = f"pre:{row['video_id']}"
+            pixels.add(vid, _sample(fr, nf))
+            exs.append(video_example(loaded, caption_prompt(), str(row["caption"]), vid, nf)[0])
+            exs.append(text_example(loaded, str(row["caption"]), vid))
+            for q in row["qa"]:
+                exs.append(text_example(loaded, synth.format_question(q["question"], q["options"]) + " "
+                                        + QA_PREFIX + q["answer"], vid))
+            n_pre += 1
+        _run_stage(model, exs, pixels.cache, int(c["pretrain_epochs"]), float(c["pretrain_lr"]), c, "pretrain",
+                   pad, g, log)
+        pixels.cache.clear()
+
+    for _, row in members.iterrows():
+        vid = str(row["video_id"])
+        pixels.add(vid, _sample(frames[vid], nf))
+    exs = instruction_examples(loaded, members, nf, str(c["qa"]))
+    if c["freeze_vision"]:
+        for p in model.model.vision_tower.parameters():
+            p.requires_grad_(False)
+    _run_stage(model, exs, pixels.cache, int(c["epochs"]), float(c["lr"]), c, "instruct", pad, g, log,
+               augment=str(c["augment"]))
+    for p in model.parameters():
+        p.requires_grad_(True)
+    t_train = time.time() - t_start
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir, safe_serialization=True)
+    loaded.processor.save_pretrained(out_dir)
+    meta = Path(model_dir) / "vidsme_tiny.json"
+    if meta.exists():
+        shutil.copy(meta, out_dir / "vidsme_tiny.json")
+    pd.DataFrame(log, columns=["stage", "epoch", "steps", "loss", "seconds"]).to_csv(
+        out_dir / "train_log.tsv", sep="\t", index=False)
+
+    summary: dict[str, Any] = {"config": c, "n_pretrain_videos": n_pre, "n_members": int(len(members)),
+                               "n_instruct_examples": len(exs), "train_seconds": round(t_train, 2),
+                               "instruct_videos": sorted({e.source for e in exs})}
+    for name in ("eval", "val"):
+        rows = samples[split == name]
+        if len(rows):
+            losses = answer_losses(loaded, rows, frames, nf)
+            summary[name] = memorisation(losses, rows["label"].to_numpy())
+    (out_dir / "memorisation.json").write_text(json.dumps(summary, indent=1))
+    return summary
