@@ -8,7 +8,8 @@ A tiny LLaVA-NeXT-Video (padded to a realistic vocabulary) runs both passes of o
 - `full`     : lm_head on every position, scored rows sliced afterwards;
 - `host`     : logits moved to the host and reduced there.
 
-Reports median wall time per video (both passes, forward + reduce) and the peak memory of one
+Reports median wall time per video (both passes, forward + reduce; and forward alone), variants
+interleaved within each repeat so that a shared CPU slows them alike, and the peak memory of one
 video's passes above the loaded model, measured in a fresh subprocess per variant (CPU: peak RSS;
 CUDA: `max_memory_allocated`), plus the bytes of full logits vs the reduced arrays.
 Writes benchmarks/out/passes.json.
@@ -28,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+PROMPT = {"system": "Carefully watch this video and pay attention to every detail.", "text": "Describe the video."}
 VARIANTS = {
     "batched": dict(batch_orders=True, full_logits=False, reduce_on_host=False),
     "separate": dict(batch_orders=False, full_logits=False, reduce_on_host=False),
@@ -40,40 +42,81 @@ def _rss_mib() -> float:
     return int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize() / 2**20
 
 
-def worker(model_dir: str, device: str, variant: str, frames: int, size: int, repeats: int) -> dict:
-    """Time one variant and measure its peak memory (run in a fresh process)."""
+def _setup(model_dir: str, device: str, frames: int, size: int):
     import numpy as np
     import torch
 
     from vidsme.models import load_model
-    from vidsme.passes import video_passes
-    from vidsme.reduce import ReduceSpec
 
     torch.manual_seed(0)
     lm = load_model({"id": model_dir, "device": device, "dtype": "float32"})
     fr = np.random.default_rng(0).integers(0, 256, (frames, size, size, 3), dtype=np.uint8)
-    spec = ReduceSpec()
-    kw = VARIANTS[variant]
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-    if device.startswith("cuda"):
+    return lm, fr, sync
+
+
+def _forward_only(lm, fr, kw) -> None:
+    import torch
+
+    from vidsme.models import build_inputs
+    from vidsme.passes import forward_scored
+
+    with torch.inference_mode():
+        groups = [[fr, fr[::-1].copy()]] if kw["batch_orders"] else [[fr], [fr[::-1].copy()]]
+        for g in groups:
+            inputs, pos = build_inputs(lm, g, PROMPT)
+            lg = forward_scored(lm, inputs, pos, full_logits=kw["full_logits"])
+            if kw["reduce_on_host"]:
+                lg.cpu()
+
+
+def peak_worker(model_dir: str, device: str, variant: str, frames: int, size: int) -> dict:
+    """Peak memory of one video's passes above the loaded model (run in a fresh process)."""
+    import torch
+
+    from vidsme.passes import video_passes
+    from vidsme.reduce import ReduceSpec
+
+    lm, fr, sync = _setup(model_dir, device, frames, size)
+    cuda = device.startswith("cuda")
+    if cuda:
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
     base_rss = _rss_mib()
-    ent, scored, _ = video_passes(lm, fr, {"text": "Describe the video."}, spec, **kw)  # first call: peak memory
+    ent, scored, _ = video_passes(lm, fr, PROMPT, ReduceSpec(), **VARIANTS[variant])
     sync()
-    peak = ((torch.cuda.max_memory_allocated() - base) / 2**20 if device.startswith("cuda")
+    peak = ((torch.cuda.max_memory_allocated() - base) / 2**20 if cuda
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base_rss)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        video_passes(lm, fr, {"text": "Describe the video."}, spec, **kw)
-        sync()
-        times.append(time.perf_counter() - t)
     vocab = lm.model.config.text_config.vocab_size
-    reduced = sum(a.nbytes for p in ent.values() for a in p.values())
-    return {"variant": variant, "median_s": float(np.median(times)), "peak_mib": round(float(peak), 1),
-            "positions": int(scored.numel()), "vocab": vocab, "full_logits_mib": 2 * scored.numel() * vocab * 4 / 2**20,
-            "reduced_mib": reduced / 2**20}
+    return {"variant": variant, "peak_mib": round(float(peak), 1), "positions": int(scored.numel()), "vocab": vocab,
+            "full_logits_mib": round(2 * scored.numel() * vocab * 4 / 2**20, 2),
+            "reduced_mib": round(sum(a.nbytes for p in ent.values() for a in p.values()) / 2**20, 3)}
+
+
+def timings(model_dir: str, device: str, frames: int, size: int, repeats: int) -> dict[str, dict[str, float]]:
+    """Median times per variant, variants interleaved in each repeat (fair under a shared CPU)."""
+    import numpy as np
+
+    from vidsme.passes import video_passes
+    from vidsme.reduce import ReduceSpec
+
+    lm, fr, sync = _setup(model_dir, device, frames, size)
+    spec = ReduceSpec()
+    tot: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    fwd: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    for v, kw in VARIANTS.items():  # warm-up
+        _forward_only(lm, fr, kw)
+    for _ in range(repeats):
+        for v, kw in VARIANTS.items():
+            t = time.perf_counter()
+            _forward_only(lm, fr, kw)
+            sync()
+            fwd[v].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            video_passes(lm, fr, PROMPT, spec, **kw)
+            sync()
+            tot[v].append(time.perf_counter() - t)
+    return {v: {"total_s": float(np.median(tot[v])), "forward_s": float(np.median(fwd[v]))} for v in VARIANTS}
 
 
 def main() -> None:
@@ -81,14 +124,14 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small sizes, 1 repeat (smoke test)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--vocab", type=int, default=32000)
-    ap.add_argument("--frames", type=int, default=16)
+    ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--worker", nargs=6, help=argparse.SUPPRESS)
+    ap.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "passes.json")
     a = ap.parse_args()
     if a.worker:
-        d, dev, var, f, s, r = a.worker
-        print(json.dumps(worker(d, dev, var, int(f), int(s), int(r))))
+        d, dev, var, f, s = a.worker
+        print(json.dumps(peak_worker(d, dev, var, int(f), int(s))))
         return
     from vidsme.tiny import build_tiny
 
@@ -101,13 +144,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = str(build_tiny("llava_next_video", Path(tmp) / "m", **sizes))
         for v in VARIANTS:
-            cmd = [sys.executable, __file__, "--worker", model_dir, a.device, v, str(frames),
-                   str(sizes["image_size"]), str(repeats)]
+            cmd = [sys.executable, __file__, "--worker", model_dir, a.device, v, str(frames), str(sizes["image_size"])]
             res = subprocess.run(cmd, capture_output=True, text=True, check=True)
             rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
-            print(json.dumps(rows[-1]))
+        times = timings(model_dir, a.device, frames, sizes["image_size"], repeats)
+    for r in rows:
+        r.update(times[r["variant"]])
+        print(json.dumps(r))
     base = rows[0]
-    ratios = {r["variant"]: {"time_vs_batched": round(r["median_s"] / base["median_s"], 2),
+    ratios = {r["variant"]: {"total_time_vs_batched": round(r["total_s"] / base["total_s"], 2),
+                             "forward_time_vs_batched": round(r["forward_s"] / base["forward_s"], 2),
                              "peak_mem_vs_batched": round(r["peak_mib"] / max(base["peak_mib"], 1e-9), 2)}
               for r in rows[1:]}
     out = {"device": a.device, "frames": frames, "sizes": sizes, "repeats": repeats, "rows": rows, "ratios": ratios}

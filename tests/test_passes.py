@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from vidsme.dump import read_shard
-from vidsme.models import build_inputs, load_model
+from vidsme.models import build_inputs, load_model, prompt_hash, render_prompt
 from vidsme.passes import PASSES, forward_scored, positions_from_runs, run_shard, video_passes
 from vidsme.reduce import PassStats, ReduceSpec, reduce_logits
 from vidsme.tiny import FAMILIES, build_tiny
@@ -52,7 +52,7 @@ def test_run_shard_round_trip(loaded, family, tmp_path):
     header, entries = read_shard(out)
     assert header["model_id"] == "logical/id" and header["model_path"] == lm.model_id and header["frame_count"] == "8" and header["exp"] == "t"
     assert ReduceSpec.from_dict(json.loads(header["reduce_spec"])) == SPEC
-    assert len(header["prompt_hash"]) == 64
+    assert header["prompt_hash"] == prompt_hash(render_prompt(lm.processor, PROMPT))
     pos = json.loads(header["scored_positions"])
     for vid in frames:
         assert set(entries[vid]) == set(PASSES)

@@ -56,8 +56,8 @@ def forward_scored(loaded: Loaded, inputs: Any, scored: torch.Tensor, full_logit
     model = loaded.model
     inputs = inputs.to(loaded.device)
     fdtype = next(model.parameters()).dtype
-    for k, v in inputs.items():
-        if isinstance(v, torch.Tensor) and v.is_floating_point():
+    for k, v in inputs.items():  # pixels in the model dtype; other floats (e.g. Qwen's time grid) untouched
+        if k.startswith("pixel") and isinstance(v, torch.Tensor) and v.is_floating_point():
             inputs[k] = v.to(fdtype)
     batch = inputs["input_ids"].shape[0]
     idx = scored.to(loaded.device)
