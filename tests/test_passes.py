@@ -168,3 +168,34 @@ def test_cuda_oom_gives_clear_advice(loaded, tmp_path, monkeypatch):
         run_shard(loaded["llava_next_video"], {"big": _video()}, PROMPT, SPEC, tmp_path / "s.safetensors")
     assert "'big'" in str(ei.value)
     assert not (tmp_path / "s.safetensors").exists()
+
+
+def test_answer_slice_scores_true_targets(loaded, tmp_path):
+    """Optional slice: answer_logp equals log p(true answer token | prefix) from a full forward."""
+    lm = loaded["qwen2_5_vl"]
+    fr = _video(seed=9)
+    answer = "a person walks"
+    ent, scored, _ = video_passes(lm, fr, PROMPT, SPEC, answer=answer)
+    plain, scored2, _ = video_passes(lm, fr, PROMPT, SPEC)
+    assert torch.equal(scored, scored2)
+    # the video positions are unaffected by the appended answer (causal model)
+    np.testing.assert_allclose(ent["nat"]["top_logp"], plain["nat"]["top_logp"], rtol=1e-5, atol=1e-6)
+    ids = lm.processor.tokenizer(answer, add_special_tokens=False)["input_ids"]
+    np.testing.assert_array_equal(ent["rev"]["answer_ids"], ids)
+    # reference: full forward over prompt + answer text, read the answer tokens' log-probs
+    inputs, _ = build_inputs(lm, [fr], PROMPT, truncate=False)
+    full_ids = torch.cat([inputs["input_ids"], torch.tensor([ids])], dim=1)
+    inputs["input_ids"] = full_ids
+    inputs["attention_mask"] = torch.ones_like(full_ids)
+    if "mm_token_type_ids" in inputs:
+        inputs["mm_token_type_ids"] = torch.cat([inputs["mm_token_type_ids"], torch.zeros(1, len(ids), dtype=torch.long)], 1)
+    with torch.inference_mode():
+        lp = torch.log_softmax(lm.model(**inputs, use_cache=False).logits[0].double(), -1)
+    n = full_ids.shape[1]
+    ref = lp[torch.arange(n - len(ids) - 1, n - 1), torch.tensor(ids)].numpy()
+    np.testing.assert_allclose(ent["nat"]["answer_logp"], ref, rtol=1e-5, atol=1e-6)
+    summary = run_shard(lm, {"a": fr, "b": _video(seed=10)}, PROMPT, SPEC, tmp_path / "s.safetensors",
+                        answers={"a": answer})
+    header, entries = read_shard(summary["path"])
+    assert header["answer_slice"] == "True"
+    assert "answer_logp" in entries["a"]["nat"] and "answer_logp" not in entries["b"]["nat"]

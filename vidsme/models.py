@@ -203,3 +203,28 @@ def build_inputs(loaded: Loaded, frames: np.ndarray | Sequence[np.ndarray], prom
                     and not k.startswith("pixel")):
                 inputs[k] = v[:, :end]
     return inputs, scored
+
+
+def append_answer(loaded: Loaded, inputs: Any, answer: str) -> tuple[Any, torch.Tensor, torch.Tensor]:
+    """Optional target-based slice: append the tokens of `answer` after the (untruncated) prompt.
+
+    Returns (inputs, answer_ids [A], predict_pos [A]) where the logits at `predict_pos[i]` predict
+    `answer_ids[i]` (true targets, not argmax). The answer is tokenized on its own, without special
+    tokens, so the prompt tokens are unchanged. Not part of the paper's method (off by default).
+    """
+    ids = loaded.processor.tokenizer(answer, add_special_tokens=False)["input_ids"]
+    if not answer or not ids:
+        raise ValueError(f"answer {answer!r} gives no tokens")
+    ans = torch.tensor(ids, dtype=torch.long)
+    batch, length = inputs["input_ids"].shape
+    for k in list(inputs.keys()):
+        v = inputs[k]
+        if (isinstance(v, torch.Tensor) and v.ndim == 2 and v.shape == (batch, length) and not k.startswith("pixel")):
+            if k == "input_ids":
+                tail = ans[None].expand(batch, -1).to(v.dtype)
+            elif k == "attention_mask":
+                tail = torch.ones(batch, ans.numel(), dtype=v.dtype)
+            else:  # e.g. token-type ids: text tokens are type 0
+                tail = torch.zeros(batch, ans.numel(), dtype=v.dtype)
+            inputs[k] = torch.cat([v, tail], dim=1)
+    return inputs, ans, torch.arange(length - 1, length - 1 + ans.numel())

@@ -20,7 +20,7 @@ import torch
 
 from . import __version__
 from .dump import write_shard
-from .models import Loaded, build_inputs, prompt_hash, render_prompt
+from .models import Loaded, append_answer, build_inputs, prompt_hash, render_prompt
 
 PASSES = ("nat", "rev")  # natural order, frames[::-1]
 
@@ -89,9 +89,13 @@ def _oom_message(loaded: Loaded, vid: str, batch_orders: bool) -> str:
 
 
 def video_passes(loaded: Loaded, frames: np.ndarray, prompt: dict[str, Any], spec: Any, batch_orders: bool = True,
-                 full_logits: bool = False, reduce_on_host: bool = False
+                 full_logits: bool = False, reduce_on_host: bool = False, answer: str | None = None,
                  ) -> tuple[dict[str, dict[str, np.ndarray]], torch.Tensor, dict[str, int]]:
-    """Both passes of one video: ({pass: reduced arrays}, scored positions, {pass: nonfinite count})."""
+    """Both passes of one video: ({pass: reduced arrays}, scored positions, {pass: nonfinite count}).
+
+    With `answer` (optional target-based slice, off by default) the prompt is not truncated, the
+    answer tokens are appended and each pass also gets `answer_ids` [A] and `answer_logp` [A]
+    (log-probability of each true answer token given everything before it)."""
     reduce_logits = _reduce_fn()
     orders = {"nat": frames, "rev": np.ascontiguousarray(frames[::-1])}
     logits: dict[str, torch.Tensor] = {}
@@ -99,29 +103,41 @@ def video_passes(loaded: Loaded, frames: np.ndarray, prompt: dict[str, Any], spe
     with torch.inference_mode():
         groups = [list(PASSES)] if batch_orders else [[p] for p in PASSES]
         for group in groups:
-            inputs, pos = build_inputs(loaded, [orders[p] for p in group], prompt)
+            inputs, pos = build_inputs(loaded, [orders[p] for p in group], prompt, truncate=answer is None)
             if scored is not None and not torch.equal(pos, scored):
                 raise RuntimeError("natural and reversed passes have different scored positions")
             scored = pos
-            out = forward_scored(loaded, inputs, pos, full_logits=full_logits)
+            keep = pos
+            if answer is not None:
+                inputs, ans_ids, ans_pos = append_answer(loaded, inputs, answer)
+                keep = torch.cat([pos, ans_pos])
+            out = forward_scored(loaded, inputs, keep, full_logits=full_logits)
             for i, p in enumerate(group):
                 logits[p] = out[i]
         entries, bad = {}, {}
+        n = int(scored.numel())
         for p in PASSES:
             lg = logits[p].cpu() if reduce_on_host else logits[p]
-            red = reduce_logits(lg, spec)
-            bad[p] = _nonfinite(red, lg)
+            red = reduce_logits(lg[:n], spec)
+            bad[p] = _nonfinite(red, lg[:n])
             entries[p] = _to_numpy(red)
+            if answer is not None:
+                lp = torch.log_softmax(lg[n:].double(), dim=-1)
+                tgt = ans_ids.to(lp.device)
+                entries[p]["answer_ids"] = tgt.cpu().numpy()
+                entries[p]["answer_logp"] = lp.gather(-1, tgt[:, None])[:, 0].cpu().numpy()
     assert scored is not None
     return entries, scored, bad
 
 
 def run_shard(loaded: Loaded, frames: dict[str, np.ndarray], prompt: dict[str, Any], spec: Any,
               out_path: str | Path, header_extra: dict[str, str] | None = None, batch_orders: bool = True,
-              ) -> dict[str, Any]:
+              answers: dict[str, str] | None = None) -> dict[str, Any]:
     """Run both passes on every video of `frames` ({video_id: (F, H, W, 3) uint8}) and write one dump.
 
-    Returns a summary: {"videos": {video_id: {"status", "positions", "nonfinite": {pass: n}}},
+    `answers` ({video_id: text}, optional, off by default) adds the target-based answer slice
+    (`answer_ids`, `answer_logp` per pass) for the videos it names. Returns a summary:
+    {"videos": {video_id: {"status", "positions", "nonfinite": {pass: n}}},
     "n_nonfinite_videos": int, "path": str}. Status is "ok" or "nonfinite" (NaN/inf logits).
     """
     if not frames:
@@ -132,7 +148,8 @@ def run_shard(loaded: Loaded, frames: dict[str, np.ndarray], prompt: dict[str, A
     summary: dict[str, dict[str, Any]] = {}
     for vid, fr in frames.items():
         try:
-            ent, scored, bad = video_passes(loaded, fr, prompt, spec, batch_orders=batch_orders)
+            ent, scored, bad = video_passes(loaded, fr, prompt, spec, batch_orders=batch_orders,
+                                            answer=(answers or {}).get(vid))
         except torch.cuda.OutOfMemoryError as e:
             raise RuntimeError(_oom_message(loaded, vid, batch_orders)) from e
         entries[vid] = ent
@@ -145,7 +162,7 @@ def run_shard(loaded: Loaded, frames: dict[str, np.ndarray], prompt: dict[str, A
         "device": str(loaded.device), "frame_count": str(counts[0]) if len(counts) == 1 else json.dumps(counts),
         "prompt": json.dumps(prompt, sort_keys=True), "prompt_hash": prompt_hash(text), "reduce_spec": _spec_json(spec),
         "scored_positions": json.dumps(positions, sort_keys=True), "passes": json.dumps(list(PASSES)),
-        "batch_orders": str(bool(batch_orders)), "vidsme_version": __version__,
+        "batch_orders": str(bool(batch_orders)), "answer_slice": str(bool(answers)), "vidsme_version": __version__,
         "torch_version": torch.__version__, "transformers_version": _tf_version(),
     }
     for k, v in (header_extra or {}).items():  # overrides built-ins (e.g. a logical model_id)
@@ -157,7 +174,7 @@ def run_shard(loaded: Loaded, frames: dict[str, np.ndarray], prompt: dict[str, A
     return {"videos": summary, "n_nonfinite_videos": n_bad, "path": str(path)}
 
 
-_PROTECTED = {"model_path", "frame_count", "prompt_hash", "reduce_spec", "scored_positions", "passes", "format",
+_PROTECTED = {"answer_slice", "model_path", "frame_count", "prompt_hash", "reduce_spec", "scored_positions", "passes", "format",
               "videos", "n_tensors"}
 
 
