@@ -10,7 +10,7 @@ attack needs, so that changing (q, r) or beta1/beta2 never reruns the model:
   so barycentric interpolation reconstructs sum_tail p^q = exp(g1 + (q-1) h(q)) with a small
   *relative* error at every q, including q -> 1 where the Renyi / Sharma-Mittal limits live;
 - scalars for the baselines: sum p l, sum p (l - mu)^2, sum_{j != y} p log(1-p),
-  sum_{j != y} p (sqrt(1-p) - 1), sum p^2, sum sqrt p; and `nonfinite` flags;
+  sum_{j != y} p (sqrt(1-p) - 1), sum_{j != y} p^2, sum p^2, sum sqrt p; and `nonfinite` flags;
 - optionally the mean of the softmax rows (float32 [V]) for the released code's "sequence" score.
 
 `PassStats` reconstructs every per-position quantity from these arrays (numpy, float64).
@@ -110,6 +110,7 @@ def _row_stats(x: Tensor, spec: ReduceSpec, nodes: Tensor) -> dict[str, Tensor]:
         "var_logp": var,
         "mod_ent_rest": mod_ent,
         "mod_ren_rest": mod_ren,
+        "p2_rest": pr.square().sum(-1),
         "sum_p2": p.square().sum(-1),
         "sum_sqrtp": torch.sqrt(p).sum(-1),
     }
@@ -153,7 +154,7 @@ def reduce_logits(logits: Tensor, spec: ReduceSpec | None = None, chunk: int = 8
         "tail_logmass": torch.full((n,), math.nan, **f64),
         "tail_h": torch.full((n, spec.n_nodes), math.nan, **f64),
     }
-    for key in ("plogp", "var_logp", "mod_ent_rest", "mod_ren_rest", "sum_p2", "sum_sqrtp"):
+    for key in ("plogp", "var_logp", "mod_ent_rest", "mod_ren_rest", "p2_rest", "sum_p2", "sum_sqrtp"):
         out[key] = torch.full((n,), math.nan, **f64)
     nonfinite = torch.zeros(n, dtype=torch.bool, device=dev)
     psum = torch.zeros(v, **f64)
@@ -184,7 +185,7 @@ class PassStats:
     """
 
     REQUIRED = ("top_logp", "argmax", "tail_logmass", "tail_h", "tail_nodes", "plogp", "var_logp",
-                "mod_ent_rest", "mod_ren_rest", "sum_p2", "sum_sqrtp", "nonfinite")
+                "mod_ent_rest", "mod_ren_rest", "p2_rest", "sum_p2", "sum_sqrtp", "nonfinite")
 
     def __init__(self, d: dict[str, np.ndarray]) -> None:
         missing = [k for k in self.REQUIRED if k not in d]
@@ -205,7 +206,7 @@ class PassStats:
             raise ValueError(f"PassStats: tail_h has {self.tail_h.shape[1:]} nodes, tail_nodes {self.nodes.shape}")
         self.q_min, self.q_max = float(self.nodes[0]), float(self.nodes[-1])
         self._s = {k: a[k].astype(np.float64) for k in
-                   ("plogp", "var_logp", "mod_ent_rest", "mod_ren_rest", "sum_p2", "sum_sqrtp")}
+                   ("plogp", "var_logp", "mod_ent_rest", "mod_ren_rest", "p2_rest", "sum_p2", "sum_sqrtp")}
         self.mean_probs = a["mean_probs"].astype(np.float64) if "mean_probs" in a else None
 
     @classmethod
@@ -290,12 +291,19 @@ class PassStats:
         return np.expm1(ly) * ly - self._s["mod_ent_rest"]
 
     def mod_renyi(self, alpha: float) -> np.ndarray:
-        """Modified Renyi (METHOD section 8); only |1 - alpha| = 0.5 (alpha 0.5, 2) is stored."""
+        """Modified Renyi (METHOD section 8) for |1 - alpha| in {0.5, 1} (alpha 0.5 and 2):
+
+        -1/a [(1-p_y)(p_y^a - 1) + sum_{j != y} p_j ((1-p_j)^a - 1)],  a = |1 - alpha|.
+        """
         a = abs(1.0 - float(alpha))
-        if abs(a - 0.5) > 1e-12:
-            raise ValueError(f"mod_renyi: alpha={alpha} unsupported; the dump stores |1-alpha| = 0.5 (alpha 0.5 or 2)")
+        if a == 0.5:
+            rest = self._s["mod_ren_rest"]
+        elif a == 1.0:
+            rest = -self._s["p2_rest"]
+        else:
+            raise ValueError(f"mod_renyi: alpha={alpha} unsupported; the dump stores |1-alpha| in {{0.5, 1}} (alpha 0.5, 2)")
         ly = self.top_logp[:, 0]
-        return -(1.0 / a) * (-np.expm1(ly) * np.expm1(a * ly) + self._s["mod_ren_rest"])
+        return -(1.0 / a) * (-np.expm1(ly) * np.expm1(a * ly) + rest)
 
     @property
     def minkpp(self) -> np.ndarray:
@@ -344,7 +352,7 @@ def position_quantities(logits: Tensor, q: float | Tensor, r: float | Tensor, ch
     """Fast path: every per-position quantity for ONE known (q, r), float64 [P] each, in one chunked pass.
 
     Keys: sme, renyi_0.5, renyi_1, renyi_2, renyi_inf, target_logp, gap, mod_entropy, mod_renyi_0.5,
-    minkpp, nonfinite. Elementwise work in float32, accumulation in float64.
+    mod_renyi_2, minkpp, nonfinite. Elementwise work in float32, accumulation in float64.
     """
     from vidsme.sme import _as_param, sme_from_tilt
 
@@ -354,7 +362,7 @@ def position_quantities(logits: Tensor, q: float | Tensor, r: float | Tensor, ch
     dev = logits.device
     qc, rc = _as_param(q, n, "q").to(dev), _as_param(r, n, "r").to(dev)
     keys = ("sme", "renyi_0.5", "renyi_1", "renyi_2", "renyi_inf", "target_logp", "gap",
-            "mod_entropy", "mod_renyi_0.5", "minkpp")
+            "mod_entropy", "mod_renyi_0.5", "mod_renyi_2", "minkpp")
     out = {k: torch.full((n,), math.nan, dtype=torch.float64, device=dev) for k in keys}
     nonfinite = torch.zeros(n, dtype=torch.bool, device=dev)
     f64 = torch.float64
@@ -390,6 +398,7 @@ def position_quantities(logits: Tensor, q: float | Tensor, r: float | Tensor, ch
             "gap": (top2[:, 0] - top2[:, 1]).to(f64),
             "mod_entropy": torch.expm1(ly) * ly - mod_ent,
             "mod_renyi_0.5": -2.0 * (-torch.expm1(ly) * torch.expm1(0.5 * ly) + mod_ren),
+            "mod_renyi_2": torch.expm1(ly).square() + pr.square().sum(-1, dtype=f64),
             "minkpp": torch.where(var > 0, (ly - mu) / var.clamp(min=1e-300).sqrt(), torch.zeros_like(ly)),
         }
         for k, val in vals.items():
