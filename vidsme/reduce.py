@@ -226,7 +226,7 @@ class PassStats:
         tol = 1e-12 * max(1.0, self.q_max)
         bad = ~np.isfinite(qa) | (qa < self.q_min - tol) | (qa > self.q_max + tol)
         if bad.any():
-            raise ValueError(f"q={qa[bad][0]!r} outside the dump's range [{self.q_min}, {self.q_max}] (ReduceSpec q_min/q_max)")
+            raise ValueError(f"q={float(qa[bad][0])!r} outside the dump's range [{self.q_min}, {self.q_max}] (ReduceSpec q_min/q_max)")
         return np.clip(qa, self.q_min, self.q_max)
 
     def tilt(self, q: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
