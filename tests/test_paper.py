@@ -285,8 +285,7 @@ def test_paper_configs(setting: str) -> None:
 
 
 @needs_splits
-@pytest.mark.parametrize("setting", [  # ~12-15 s each: one in the fast suite, all with -m slow
-    "cinepile_mlvu", pytest.param("nextqa", marks=pytest.mark.slow), pytest.param("caption", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("setting", list(SETTINGS))  # 3-4 s each on 2 cores
 def test_paper_config_dry_run_builds_full_dag(setting: str, tmp_path: Path) -> None:
     """`snakemake -n` on a shipped paper config, with the splits and a placeholder video tree."""
     import math
