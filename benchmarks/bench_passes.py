@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -30,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 PROMPT = {"system": "Carefully watch this video and pay attention to every detail.", "text": "Describe the video."}
+THREADS = 0  # torch CPU threads (0: torch default); set by --threads, passed to the workers by environment
 VARIANTS = {
     "batched": dict(batch_orders=True, full_logits=False, reduce_on_host=False),
     "separate": dict(batch_orders=False, full_logits=False, reduce_on_host=False),
@@ -49,6 +51,8 @@ def _setup(model_dir: str, device: str, frames: int, size: int):
     from vidsme.models import load_model
 
     torch.manual_seed(0)
+    if THREADS:
+        torch.set_num_threads(THREADS)
     lm = load_model({"id": model_dir, "device": device, "dtype": "float32"})
     fr = np.random.default_rng(0).integers(0, 256, (frames, size, size, 3), dtype=np.uint8)
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
@@ -126,9 +130,14 @@ def main() -> None:
     ap.add_argument("--vocab", type=int, default=32000)
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=int(os.environ.get("VIDSME_BENCH_THREADS", "0")),
+                    help="torch CPU threads (default: torch's choice); 1 is steadier on a shared machine")
     ap.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "passes.json")
     a = ap.parse_args()
+    global THREADS
+    THREADS = a.threads
+    os.environ["VIDSME_BENCH_THREADS"] = str(a.threads)
     if a.worker:
         d, dev, var, f, s = a.worker
         print(json.dumps(peak_worker(d, dev, var, int(f), int(s))))
@@ -156,7 +165,7 @@ def main() -> None:
                              "forward_time_vs_batched": round(r["forward_s"] / base["forward_s"], 2),
                              "peak_mem_vs_batched": round(r["peak_mib"] / max(base["peak_mib"], 1e-9), 2)}
               for r in rows[1:]}
-    out = {"device": a.device, "frames": frames, "sizes": sizes, "repeats": repeats, "rows": rows, "ratios": ratios}
+    out = {"device": a.device, "threads": a.threads, "frames": frames, "sizes": sizes, "repeats": repeats, "rows": rows, "ratios": ratios}
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(out, indent=1))
     print(json.dumps(ratios))
