@@ -3,6 +3,7 @@ import math
 import os
 from pathlib import Path
 
+from snakemake.logging import logger
 from snakemake.utils import validate
 
 validate(config, schema="../config/schemas/config.schema.yaml", set_default=True)
@@ -66,21 +67,36 @@ def n_videos():
 
 
 def paper_sheet():
-    """The paper setting's sheet, built at parse time (split lists are small) and checked against video_root."""
-    from vidsme.paper import check_video_root, paper_sheet as build
+    """The paper setting's sheet, built at parse time (split lists are small); video_root is spot-checked."""
+    import warnings
+
+    from vidsme.paper import paper_sheet as build
 
     d = config["dataset"]
-    if not d["setting"]:
-        raise ValueError(
-            "config key dataset.setting is required when dataset.kind is 'paper'"
-        )
-    if not d["video_root"]:
-        raise ValueError(
-            "config key dataset.video_root is required when dataset.kind is 'paper'"
-        )
-    sheet = build(d["setting"], d["splits_dir"], d["video_root"], d["member_list"])
-    check_video_root(d["video_root"], sheet)
+    for key in ("setting", "video_root"):
+        if not d[key]:
+            raise ValueError(
+                f"config key dataset.{key} is required when dataset.kind is 'paper'"
+            )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sheet = build(d["setting"], d["splits_dir"], d["video_root"], d["member_list"])
+    for w in caught:
+        logger.warning(f"WARNING: {w.message}")
     return sheet
+
+
+def paper_inputs():
+    """Local split lists (and the member list) as inputs, so editing them rebuilds the sheet."""
+    from vidsme.paper import split_files
+
+    d = config["dataset"]
+    files = (
+        [str(p) for p in split_files(d["setting"], d["splits_dir"])]
+        if d["splits_dir"]
+        else []
+    )
+    return files + ([d["member_list"]] if d["member_list"] else [])
 
 
 def embedded_cfg(section):

@@ -80,6 +80,8 @@ rule tiny_target:
 
 
 rule paper_sheet:
+    input:
+        paper_inputs(),
     output:
         f"{RES}/paper_sheet.tsv",
     log:
