@@ -27,10 +27,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vidsme.sme import log1p_ratio, phi
+from vidsme.sme import _as_param, log1p_ratio, phi, sme_from_tilt
 
 _LOW = -1e5  # finite stand-in for log 0 (-inf logits): exp(q * _LOW) == 0 for every q >= 0.01
-_NEAR1 = 1e-3  # |q - 1| below which a node uses the series-free divided-difference form
 
 
 @dataclass(frozen=True)
@@ -42,12 +41,15 @@ class ReduceSpec:
     n_nodes: int = 24
     top_m: int = 16
     mean_probs: bool = True
+    compute_dtype: str = "float64"  # elementwise precision ("float32": faster, ~1e-6 relative); sums always float64
 
     def __post_init__(self) -> None:
         if not (0.01 <= self.q_min < self.q_max) or not math.isfinite(self.q_max):
             raise ValueError(f"ReduceSpec: need 0.01 <= q_min < q_max < inf, got q_min={self.q_min}, q_max={self.q_max}")
         if self.n_nodes < 2:
             raise ValueError(f"ReduceSpec: n_nodes must be >= 2, got {self.n_nodes}")
+        if self.compute_dtype not in ("float32", "float64"):
+            raise ValueError(f"ReduceSpec: compute_dtype must be 'float32' or 'float64', got {self.compute_dtype!r}")
         if self.top_m < 2:
             raise ValueError(f"ReduceSpec: top_m must be >= 2, got {self.top_m}")
 
@@ -90,63 +92,120 @@ def bary_interp(nodes: np.ndarray, values: np.ndarray, x: np.ndarray) -> np.ndar
     return out
 
 
-def _row_stats(x: Tensor, spec: ReduceSpec, nodes: Tensor) -> dict[str, Tensor]:
-    """All summaries for a chunk of finite rows (float64 [c, V])."""
-    c, v = x.shape
-    m = min(spec.top_m, v)
-    l = torch.log_softmax(x, dim=-1).clamp_(min=_LOW)
-    top, idx = torch.topk(l, m, dim=-1, sorted=True)
-    y = idx[:, :1]
-    p = torch.exp(l)
-    mu = (p * l).sum(-1)
-    var = (p * (l - mu[:, None]).square()).sum(-1)
-    pr = p.scatter(-1, y, 0.0)  # p without the argmax token
-    mod_ent = (pr * torch.log1p(-pr)).sum(-1)
-    mod_ren = -(pr.square() / (1.0 + torch.sqrt(1.0 - pr))).sum(-1)  # sum p (sqrt(1-p) - 1)
-    out = {
+def _sum64(t: Tensor) -> Tensor:
+    """Row sums accumulated in float64 (a free upcast inside compiled kernels)."""
+    return t.sum(-1, dtype=torch.float64)
+
+
+def _common(x: Tensor, cd: torch.dtype, k: int) -> dict[str, Tensor]:
+    """Shared part of both kernels for finite rows x [c, V] (compute dtype cd).
+
+    z = x - max is exact for bf16 inputs; log Z is kept in float64 and never rounded into z.
+    Returns top-k of z, log Z, p (cd), p without the argmax (pr), and the float64 baseline sums.
+    """
+    z = x.to(cd)
+    z = (z - z.amax(-1, keepdim=True)).clamp(min=_LOW)
+    e = torch.exp(z)
+    zsum = _sum64(e)[:, None]
+    logz = torch.log(zsum)  # float64 [c, 1]
+    topz, idx = torch.topk(z, k, dim=-1, sorted=True)
+    c = _sum64(e * z)[:, None] / zsum  # mean of z under p
+    var = _sum64(e * (z - c.to(cd)).square()) / zsum[:, 0]
+    p = e * (1.0 / zsum).to(cd)
+    pr = p.scatter(-1, idx[:, :1], 0.0)
+    return {
+        "z": z, "logz": logz, "topz": topz, "idx": idx, "p": p, "pr": pr,
+        "plogp": c[:, 0] - logz[:, 0],
+        "var_logp": var,
+        "mod_ent_rest": _sum64(pr * torch.log1p(-pr)),
+        "mod_ren_rest": -_sum64(pr.square() / (1.0 + torch.sqrt(1.0 - pr))),  # sum p (sqrt(1-p) - 1)
+        "p2_rest": _sum64(pr.square()),
+        "sqrt_rest": _sum64(torch.sqrt(pr)),
+    }
+
+
+def _reduce_kernel(x: Tensor, nodes: list[float], top_m: int, cd: torch.dtype) -> dict[str, Tensor]:
+    """All dump summaries for a chunk of finite rows."""
+    s = _common(x, cd, min(top_m, x.shape[1]))
+    z, logz, idx = s["z"], s["logz"], s["idx"]
+    top = s["topz"].to(torch.float64) - logz
+    py = torch.exp(top[:, 0])
+    zt = z.scatter(-1, idx, _LOW)  # tail (top M removed)
+    et = torch.exp(zt)
+    tsum = _sum64(et)  # tail mass * Z
+    g1 = torch.log(tsum) - logz[:, 0]  # log tail mass
+    w = et * (1.0 / tsum).to(cd)[:, None]  # tail-normalised probabilities
+    lt = zt - logz.to(cd)  # tail log-probs (rounded to cd; used only near q = 1)
+    hs = []
+    for qk in nodes:
+        dk = qk - 1.0
+        if abs(dk) < 0.25:  # h = log1p(d B)/d, B = sum w expm1(d l)/d: no cancellation near q = 1
+            ltc = lt.clamp(min=-300.0)
+            b = _sum64(w * ltc * phi(dk * ltc)) if dk != 0 else _sum64(w * ltc)
+            hs.append(b * log1p_ratio(dk * b))
+        else:  # h = (log sum_tail p^q - g1)/d with p^q = exp(q z) / Z^q, log Z in float64
+            hs.append((torch.log(_sum64(torch.exp(qk * zt))) - qk * logz[:, 0] - g1) / dk)
+    return {
         "top_logp": top,
         "argmax": idx[:, 0],
-        "plogp": mu,
-        "var_logp": var,
-        "mod_ent_rest": mod_ent,
-        "mod_ren_rest": mod_ren,
-        "p2_rest": pr.square().sum(-1),
-        "sum_p2": p.square().sum(-1),
-        "sum_sqrtp": torch.sqrt(p).sum(-1),
+        "plogp": s["plogp"],
+        "var_logp": s["var_logp"],
+        "mod_ent_rest": s["mod_ent_rest"],
+        "mod_ren_rest": s["mod_ren_rest"],
+        "p2_rest": s["p2_rest"],
+        "sum_p2": s["p2_rest"] + py.square(),
+        "sum_sqrtp": s["sqrt_rest"] + torch.sqrt(py),
+        "tail_logmass": g1,
+        "tail_h": torch.stack(hs, -1),
+        "_p_sum": s["p"].sum(0, dtype=torch.float64),
     }
-    lt = l.scatter(-1, idx, _LOW)  # tail log-probs (top M removed)
-    g1 = torch.logsumexp(lt, dim=-1)
-    h = torch.empty(c, len(nodes), dtype=torch.float64, device=x.device)
-    for k, qk in enumerate(nodes.tolist()):
-        dk = qk - 1.0
-        if abs(dk) >= _NEAR1:
-            h[:, k] = (torch.logsumexp(qk * lt, dim=-1) - g1) / dk
-        else:  # B = sum w expm1(d l)/d with w = tail-normalised p; h = log1p(d B)/d
-            w = torch.exp(lt - g1[:, None])
-            b = (w * lt * phi(dk * lt)).sum(-1)
-            h[:, k] = b * log1p_ratio(dk * b)
-    empty = g1 < 0.5 * _LOW  # no tail mass (V <= M or tail all zero)
-    out["tail_logmass"] = torch.where(empty, torch.full_like(g1, -math.inf), g1)
-    out["tail_h"] = torch.where(empty[:, None], torch.zeros_like(h), h)
-    out["_p_sum"] = p.sum(0)
-    return out
 
 
-def reduce_logits(logits: Tensor, spec: ReduceSpec | None = None, chunk: int = 8) -> dict[str, Tensor]:
-    """Reduce logits [P, V] (any float dtype, any device) to per-position summaries (see module doc).
+_COMPILED: dict[str, Any] = {}
 
-    Works chunk-wise on `logits.device` (float64 per chunk of `chunk` positions, never all P x V).
-    Rows with NaN / +inf logits, or all -inf, are flagged in `nonfinite` and filled with NaN.
-    """
-    spec = spec or ReduceSpec()
-    if not isinstance(logits, Tensor) or logits.dim() != 2 or logits.shape[1] == 0:
-        raise ValueError(f"logits: expected a 2-D tensor [positions, vocab], got {getattr(logits, 'shape', type(logits))}")
+
+def _maybe_compiled(name: str, fn: Any, compile: bool) -> Any:
+    """torch.compile'd kernel (fused, one pass over the chunk) or the eager one."""
+    if not compile:
+        return fn
+    if name not in _COMPILED:
+        _COMPILED[name] = torch.compile(fn, dynamic=False)
+    return _COMPILED[name]
+
+
+def _check(logits: Tensor) -> None:
+    if not isinstance(logits, Tensor) or logits.dim() != 2 or logits.shape[1] < 2:
+        raise ValueError(f"logits: expected a 2-D tensor [positions, vocab >= 2], got {getattr(logits, 'shape', type(logits))}")
     if not logits.dtype.is_floating_point:
         raise ValueError(f"logits: expected a floating dtype, got {logits.dtype}")
+
+
+def _chunk_rows(logits: Tensor, i: int, chunk: int) -> tuple[slice, Tensor, Tensor]:
+    """(slice, rows with non-finite rows zeroed, nonfinite flags): NaN, +inf or all -inf."""
+    s = slice(i, min(i + chunk, logits.shape[0]))
+    x = logits[s]
+    bad = ~torch.isfinite(x.amax(-1))
+    if bool(bad.any()):
+        x = torch.where(bad[:, None], torch.zeros_like(x), x)
+    return s, x, bad
+
+
+def reduce_logits(logits: Tensor, spec: ReduceSpec | None = None, chunk: int = 8, compile: bool = False) -> dict[str, Tensor]:
+    """Reduce logits [P, V] (any float dtype, any device) to per-position summaries (see module doc).
+
+    Works chunk-wise on `logits.device` (never all P x V upcast at once); elementwise work in
+    `spec.compute_dtype`, every sum accumulated in float64. Rows with NaN / +inf logits, or all -inf,
+    are flagged in `nonfinite` and filled with NaN (argmax -1). `compile=True` fuses each chunk's
+    work with torch.compile (same numbers up to rounding; first call compiles for a minute on CPU).
+    """
+    spec = spec or ReduceSpec()
+    _check(logits)
     n, v = logits.shape
     m = min(spec.top_m, v)
     dev = logits.device
-    nodes = torch.as_tensor(spec.nodes(), dtype=torch.float64)
+    cd = getattr(torch, spec.compute_dtype)
+    nodes = spec.nodes().tolist()
+    kern = _maybe_compiled("reduce", _reduce_kernel, compile)
     f64 = dict(dtype=torch.float64, device=dev)
     out: dict[str, Tensor] = {
         "top_logp": torch.full((n, m), math.nan, **f64),
@@ -159,19 +218,20 @@ def reduce_logits(logits: Tensor, spec: ReduceSpec | None = None, chunk: int = 8
     nonfinite = torch.zeros(n, dtype=torch.bool, device=dev)
     psum = torch.zeros(v, **f64)
     for i in range(0, n, chunk):
-        s = slice(i, min(i + chunk, n))
-        x = logits[s].to(torch.float64)
-        bad = ~torch.isfinite(x.max(-1).values)  # NaN, +inf, or all -inf
+        s, x, bad = _chunk_rows(logits, i, chunk)
         nonfinite[s] = bad
-        if bool(bad.all()):
-            continue
-        good = torch.nonzero(~bad).flatten() + i
-        stats = _row_stats(x[~bad], spec, nodes.to(dev))
-        psum += stats.pop("_p_sum")
+        stats = kern(x, nodes, spec.top_m, cd)
+        p_sum = stats.pop("_p_sum")
+        if bool(bad.any()):  # exclude flagged rows from the mean of the softmax rows
+            p_sum = torch.exp(torch.log_softmax(x[~bad].to(cd), -1)).sum(0, dtype=torch.float64)
+        psum += p_sum
         for key, val in stats.items():
-            out[key][good] = val
+            out[key][s] = torch.where(bad.reshape(-1, *[1] * (val.dim() - 1)), out[key][s], val.to(out[key].dtype))
+    empty = out["tail_logmass"] < 0.5 * _LOW  # no tail mass (V <= M): tail terms vanish
+    out["tail_logmass"] = torch.where(empty, torch.full_like(out["tail_logmass"], -math.inf), out["tail_logmass"])
+    out["tail_h"] = torch.where(empty[:, None], torch.zeros_like(out["tail_h"]), out["tail_h"])
     out["nonfinite"] = nonfinite
-    out["tail_nodes"] = nodes.to(dev)
+    out["tail_nodes"] = torch.as_tensor(spec.nodes(), **f64)
     if spec.mean_probs:
         n_ok = int((~nonfinite).sum())
         out["mean_probs"] = (psum / max(n_ok, 1)).to(torch.float32)
@@ -327,81 +387,63 @@ class PassStats:
         return float(sme_from_logits(lp, q, r)[0])
 
 
-def _tilt_fast(p: Tensor, l: Tensor, q: Tensor) -> tuple[Tensor, Tensor]:
-    """(A, S) with one transcendental per element: float32 terms, float64 sums. q [c, 1] float64.
-
-    Rows with |q-1| < 0.25 use the expm1 form (l is clamped at -300, so no overflow in float32:
-    exp(0.75 * -300) underflows there anyway); the others S = sum exp(q l) and A = (S-1)/(q-1).
-    """
+def _fast_kernel(x: Tensor, q: Tensor, r: Tensor, cd: torch.dtype) -> dict[str, Tensor]:
+    """Every per-position quantity for one (q, r) per row (q, r float64 [c, 1]); finite rows."""
+    s = _common(x, cd, 2)
+    z, logz, p = s["z"], s["logz"], s["p"]
+    ly = s["topz"][:, 0].to(torch.float64) - logz[:, 0]
+    py = torch.exp(ly)
     d64 = q - 1.0
-    near = d64[:, 0].abs() < 0.25
-    a = torch.empty(q.shape[0], dtype=torch.float64, device=p.device)
-    s = torch.empty_like(a)
-    if bool(near.any()):
-        dn = d64[near].to(torch.float32)
-        ln = l[near].clamp(min=-300.0)
-        a[near] = (p[near] * ln * phi(dn * ln)).sum(-1, dtype=torch.float64)
-        s[near] = 1.0 + d64[near, 0] * a[near]
-    if bool((~near).any()):
-        s[~near] = torch.exp(q[~near].to(torch.float32) * l[~near]).sum(-1, dtype=torch.float64)
-        a[~near] = (s[~near] - 1.0) / d64[~near, 0]
-    return a, s
+    near = d64.abs() < 0.25
+    # near q = 1: A = sum p l phi(d l) (l clamped at -300: no float32 overflow, p^q underflows there)
+    l = (z - logz.to(cd)).clamp(min=-300.0)
+    dn = torch.where(near, d64, torch.zeros_like(d64)).to(cd)
+    a_near = _sum64(p * l * phi(dn * l))
+    # elsewhere: S = sum exp(q z) / Z^q directly, A = (S - 1)/d
+    s_far = torch.exp(torch.log(_sum64(torch.exp(q.to(cd) * z))) - q[:, 0] * logz[:, 0])
+    dsafe = torch.where(near, torch.ones_like(d64), d64)[:, 0]
+    a = torch.where(near[:, 0], a_near, (s_far - 1.0) / dsafe)
+    ssum = torch.where(near[:, 0], 1.0 + d64[:, 0] * a_near, s_far)
+    mu, var = s["plogp"], s["var_logp"]
+    sd = torch.sqrt(var.clamp(min=0.0))
+    return {
+        "sme": sme_from_tilt(a, q[:, 0], r[:, 0], ssum),
+        "renyi_0.5": 2.0 * torch.log(s["sqrt_rest"] + torch.sqrt(py)),
+        "renyi_1": -mu,
+        "renyi_2": -torch.log(s["p2_rest"] + py.square()),
+        "renyi_inf": -ly,
+        "target_logp": ly,
+        "gap": (s["topz"][:, 0] - s["topz"][:, 1]).to(torch.float64),
+        "mod_entropy": torch.expm1(ly) * ly - s["mod_ent_rest"],
+        "mod_renyi_0.5": -2.0 * (-torch.expm1(ly) * torch.expm1(0.5 * ly) + s["mod_ren_rest"]),
+        "mod_renyi_2": torch.expm1(ly).square() + s["p2_rest"],
+        "minkpp": torch.where(sd > 0, (ly - mu) / torch.where(sd > 0, sd, torch.ones_like(sd)), torch.zeros_like(sd)),
+    }
 
 
-def position_quantities(logits: Tensor, q: float | Tensor, r: float | Tensor, chunk: int = 16) -> dict[str, Tensor]:
-    """Fast path: every per-position quantity for ONE known (q, r), float64 [P] each, in one chunked pass.
+def position_quantities(
+    logits: Tensor, q: float | Tensor, r: float | Tensor, chunk: int = 16,
+    compute_dtype: str = "float32", compile: bool = False,
+) -> dict[str, Tensor]:
+    """Fast path: every per-position quantity for ONE known (q, r), float64 [P] each, one chunked pass.
 
     Keys: sme, renyi_0.5, renyi_1, renyi_2, renyi_inf, target_logp, gap, mod_entropy, mod_renyi_0.5,
-    mod_renyi_2, minkpp, nonfinite. Elementwise work in float32, accumulation in float64.
+    mod_renyi_2, minkpp, nonfinite. Elementwise work in `compute_dtype`, sums in float64.
     """
-    from vidsme.sme import _as_param, sme_from_tilt
-
-    if not isinstance(logits, Tensor) or logits.dim() != 2 or logits.shape[1] < 2:
-        raise ValueError(f"logits: expected a 2-D tensor [positions, vocab >= 2], got {getattr(logits, 'shape', type(logits))}")
+    _check(logits)
     n = logits.shape[0]
     dev = logits.device
     qc, rc = _as_param(q, n, "q").to(dev), _as_param(r, n, "r").to(dev)
-    keys = ("sme", "renyi_0.5", "renyi_1", "renyi_2", "renyi_inf", "target_logp", "gap",
-            "mod_entropy", "mod_renyi_0.5", "mod_renyi_2", "minkpp")
-    out = {k: torch.full((n,), math.nan, dtype=torch.float64, device=dev) for k in keys}
+    cd = getattr(torch, compute_dtype)
+    kern = _maybe_compiled("fast", _fast_kernel, compile)
+    out: dict[str, Tensor] = {}
     nonfinite = torch.zeros(n, dtype=torch.bool, device=dev)
-    f64 = torch.float64
     for i in range(0, n, chunk):
-        s = slice(i, min(i + chunk, n))
-        x = logits[s].to(torch.float32)
-        mx = x.max(-1, keepdim=True).values
-        bad = ~torch.isfinite(mx[:, 0])
+        s, x, bad = _chunk_rows(logits, i, chunk)
         nonfinite[s] = bad
-        x = torch.where(bad[:, None], torch.zeros_like(x), x)
-        mx = torch.where(bad[:, None], torch.zeros_like(mx), mx)
-        z = x - mx  # <= 0, exact in float32 for bf16 inputs
-        e = torch.exp(z)
-        lse = torch.log(e.sum(-1, dtype=f64))  # float64 log-normaliser
-        l = (z.to(f64) - lse[:, None]).clamp_(min=_LOW).to(torch.float32)
-        p = e * torch.exp(-lse)[:, None].to(torch.float32)
-        top2, idx = torch.topk(z, 2, dim=-1)
-        ly = top2[:, 0].to(f64) - lse
-        mu = (p * l).sum(-1, dtype=f64)
-        var = (p * (l - mu[:, None].to(torch.float32)).square()).sum(-1, dtype=f64)
-        pr = p.scatter(-1, idx[:, :1], 0.0)
-        mod_ent = (pr * torch.log1p(-pr)).sum(-1, dtype=f64)
-        mod_ren = -(pr.square() / (1.0 + torch.sqrt(1.0 - pr))).sum(-1, dtype=f64)
-        qs, rs = qc[s], rc[s]
-        a, ssum = _tilt_fast(p, l, qs)
-        vals = {
-            "sme": sme_from_tilt(a, qs[:, 0], rs[:, 0], ssum),
-            "renyi_0.5": 2.0 * torch.log(torch.sqrt(p).sum(-1, dtype=f64)),
-            "renyi_1": -mu,
-            "renyi_2": -torch.log(p.square().sum(-1, dtype=f64)),
-            "renyi_inf": -ly,
-            "target_logp": ly,
-            "gap": (top2[:, 0] - top2[:, 1]).to(f64),
-            "mod_entropy": torch.expm1(ly) * ly - mod_ent,
-            "mod_renyi_0.5": -2.0 * (-torch.expm1(ly) * torch.expm1(0.5 * ly) + mod_ren),
-            "mod_renyi_2": torch.expm1(ly).square() + pr.square().sum(-1, dtype=f64),
-            "minkpp": torch.where(var > 0, (ly - mu) / var.clamp(min=1e-300).sqrt(), torch.zeros_like(ly)),
-        }
-        for k, val in vals.items():
+        for k, val in kern(x, qc[s], rc[s], cd).items():
+            if k not in out:
+                out[k] = torch.full((n,), math.nan, dtype=torch.float64, device=dev)
             out[k][s] = torch.where(bad, torch.full_like(val, math.nan), val)
     out["nonfinite"] = nonfinite
     return out
