@@ -252,3 +252,18 @@ def test_compiled_kernels_match_eager() -> None:
     fa, fb = position_quantities(x, 1.3, 1.05), position_quantities(x, 1.3, 1.05, compile=True)
     for k in fa:
         torch.testing.assert_close(fa[k], fb[k], rtol=1e-5, atol=1e-9)
+
+
+def test_benchmark_quick_mode_runs(tmp_path) -> None:
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "scoring.json"
+    subprocess.run([sys.executable, str(root / "benchmarks" / "bench_scoring.py"), "--quick", "--out", str(out)],
+                   check=True, capture_output=True, timeout=300)
+    res = json.loads(out.read_text())
+    assert {"floor", "released_loop", "fast_eager", "reduce_f64"} <= set(res["methods"])
+    assert res["methods"]["floor"]["ratio_vs_floor"] == 1.0 and res["dump_bytes_per_position"] > 0
