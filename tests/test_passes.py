@@ -199,3 +199,14 @@ def test_answer_slice_scores_true_targets(loaded, tmp_path):
     header, entries = read_shard(summary["path"])
     assert header["answer_slice"] == "True"
     assert "answer_logp" in entries["a"]["nat"] and "answer_logp" not in entries["b"]["nat"]
+
+
+@pytest.mark.slow
+def test_bench_passes_quick(tmp_path):
+    out = tmp_path / "passes.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_passes.py"), "--quick", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert [r["variant"] for r in res["rows"]] == ["batched", "separate", "full", "host"]
+    assert all(r["total_s"] > 0 and r["reduced_mib"] < r["full_logits_mib"] for r in res["rows"])
