@@ -1,0 +1,44 @@
+"""`snakemake --report report.html` after a finished tiny run: one self-contained HTML file that
+embeds the main table and the figures the rules mark with report(...)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import snakemake
+from test_workflow import finished_run  # noqa: F401  (fixture: the tiny workflow, run once for this module)
+
+
+def embedded_results(html: str) -> dict[str, dict]:
+    """The report's ``results`` table: output path -> entry with a base64 ``data_uri``."""
+    m = re.search(r"var results = (\{.*?\});\s*</script>", html, re.S)
+    assert m, "no results table in the report"
+    return json.loads(m.group(1))
+
+
+def decoded(entry: dict) -> bytes:
+    return base64.b64decode(entry["data_uri"].split(";base64,", 1)[1])
+
+
+@pytest.mark.slow
+def test_report_embeds_main_table_and_figures(finished_run: Path) -> None:  # noqa: F811
+    snakemake(finished_run, "--configfile", "test.yaml", "--report", "report.html")
+    html = (finished_run / "report.html").read_text()
+    assert html.lstrip().lower().startswith("<!doctype html")
+    results = embedded_results(html)
+    res = "results/t"
+    table = results[f"{res}/tables/main.md"]
+    assert table["mime_type"] == "text/markdown" and table["job_properties"]["rule"] == "tables"
+    text = decoded(table)
+    assert text == (finished_run / res / "tables" / "main.md").read_bytes()
+    assert b"| AUC" in text or b"AUC |" in text
+    for fig in ("roc.png", "score_hist.png", "qr_hist.png", "auc_vs_k.png"):
+        data = decoded(results[f"{res}/figures/{fig}"])
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and data == (finished_run / res / "figures" / fig).read_bytes()
+    categories = json.loads(re.search(r"var categories = (\{.*?\});", html, re.S).group(1))
+    assert {"Tables", "Figures"} <= set(categories)
