@@ -81,6 +81,10 @@ def slurm_cluster():
             why = (started.stderr.strip() or started.stdout.strip()).splitlines()
             pytest.skip(f"no SLURM: sinfo {'fails' if shutil.which('sinfo') else 'not found'} and "
                         f".ci/slurm.sh start failed: {why[-1] if why else started.returncode}")
+    config = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True).stdout
+    cluster = re.search(r"ClusterName\s*=\s*(\S+)", config)
+    if not cluster or cluster.group(1) != "vidsme":  # never submit test jobs to a real site cluster
+        pytest.skip(f"SLURM cluster {cluster.group(1) if cluster else '?'} is not the throwaway one from .ci/slurm.sh")
     yield
     if not was_up:
         _slurm("stop")
