@@ -16,6 +16,7 @@ Outputs in ``out_dir``: the model (safetensors) and processor, ``train_log.tsv``
 from __future__ import annotations
 
 import json
+import logging
 import math
 import shutil
 import time
@@ -29,6 +30,8 @@ import pandas as pd
 import torch
 
 from vidsme import synth
+
+_LOG = logging.getLogger(__name__)
 
 DEFAULTS: dict[str, Any] = {
     "seed": 0,
@@ -236,6 +239,7 @@ def _run_stage(model: Any, examples: list[Example], pixels: dict[str, torch.Tens
             weights.append(int((inputs["labels"] != IGNORE).sum()))
         mean = float(np.average(losses, weights=weights)) if losses else float("nan")
         log.append({"stage": stage, "epoch": epoch + 1, "steps": step, "loss": mean, "seconds": time.time() - t0})
+        _LOG.info("%s epoch %d/%d: loss %.4f (%.1f s)", stage, epoch + 1, epochs, mean, time.time() - t0)
     model.eval()
 
 
