@@ -10,7 +10,9 @@ CORES ?= 2
 CONFIG ?= config/config.yaml
 export PYTHONHASHSEED := 0
 
-.PHONY: env reproduce test test-fast lint bench clean-results
+.PHONY: env reproduce test test-fast lint bench share pull
+EXP ?= embedded
+SHARE_INPUTS ?= data/embedded
 
 # One environment per lock file, reused across runs and checkouts.
 $(VENV)/.ready: requirements.lock
@@ -39,3 +41,11 @@ lint: env
 
 bench: env
 	$(BIN)/python benchmarks/run_all.py
+
+share: env     ## dvc add the inputs and results of EXP, commit the .dvc files, push to the DVC remote
+	$(BIN)/python -m vidsme.share add -e $(EXP) $(foreach i,$(SHARE_INPUTS),-i $(i))
+	git add '*.dvc' '**/.gitignore' && git commit -m "Shared results of $(EXP)"
+	$(BIN)/dvc push
+
+pull: env      ## after git clone: fetch the shared artifacts and Snakemake's records (no model pass reruns)
+	$(BIN)/dvc pull && $(BIN)/python -m vidsme.share restore

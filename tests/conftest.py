@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "config", "requirements.lock", "environment.yml")
+WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "config", "report", "profiles", "requirements.lock", "environment.yml")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -92,7 +92,6 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A producer repo that ran the tiny workflow and pushed it, and a consumer clone that pulled it."""
     base = tmp_path_factory.mktemp("dvc")
     prod = copy_workflow(base / "producer")
-    shutil.copytree(ROOT / "profiles", prod / "profiles")
     shutil.copy2(ROOT / ".gitignore", prod / ".gitignore")
     (prod / "videos").mkdir()
     for i in range(8):

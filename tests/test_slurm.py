@@ -23,7 +23,7 @@ SLURM_SH = ROOT / ".ci" / "slurm.sh"
 
 def _workdir(tmp: Path, videos: bool = False) -> Path:
     wd = copy_workflow(tmp / "wf")
-    shutil.copytree(ROOT / "profiles", wd / "profiles", dirs_exist_ok=True)
+    shutil.copytree(ROOT / "profiles", wd / "profiles", dirs_exist_ok=True)  # (copy_workflow copies it too)
     _sheet(wd / "sheet.tsv", 8)
     _config(wd)
     if videos:
