@@ -38,7 +38,11 @@ def auc(fpr: np.ndarray, tpr: np.ndarray) -> float:
 
 
 def tpr_at(fpr: np.ndarray, tpr: np.ndarray, target: float) -> float:
-    """TPR at the last ROC point whose FPR < target (the released code's TPR@FPR)."""
+    """TPR at the last point of the full ROC whose FPR < target (= best TPR with FPR < target).
+
+    The released code reads it off sklearn's default ROC, which drops collinear points and can
+    therefore report a lower TPR when such a point is the last one below the target.
+    """
     return float(tpr[np.nonzero(fpr < target)[0][-1]])
 
 

@@ -92,6 +92,21 @@ def bary_interp(nodes: np.ndarray, values: np.ndarray, x: np.ndarray) -> np.ndar
     return out
 
 
+def _phi_cd(x: Tensor) -> Tensor:
+    """phi(x) = expm1(x)/x in x's dtype. float32: a degree-8 series for |x| < 1/2 (error < 1e-8)
+    and (exp(x) - 1)/x elsewhere, all vectorisable when compiled; float64: `sme.phi` (expm1)."""
+    if x.dtype == torch.float64:
+        return phi(x)
+    small = x.abs() < 0.5
+    xs = torch.where(small, x, torch.zeros_like(x))
+    c = [1.0 / math.factorial(k + 1) for k in range(9)]  # 1, 1/2, 1/6, ... 1/9!
+    poly = torch.full_like(xs, c[8])
+    for ck in reversed(c[:8]):
+        poly = poly * xs + ck
+    xl = torch.where(small, torch.ones_like(x), x)
+    return torch.where(small, poly, (torch.exp(xl) - 1.0) / xl)
+
+
 def _sum64(t: Tensor) -> Tensor:
     """Row sums accumulated in float64 (a free upcast inside compiled kernels)."""
     return t.sum(-1, dtype=torch.float64)
@@ -108,7 +123,13 @@ def _common(x: Tensor, cd: torch.dtype, k: int) -> dict[str, Tensor]:
     e = torch.exp(z)
     zsum = _sum64(e)[:, None]
     logz = torch.log(zsum)  # float64 [c, 1]
-    topz, idx = torch.topk(z, k, dim=-1, sorted=True)
+    if k == 2:  # argmax and the runner-up without a sort (fuses when compiled)
+        y = z.argmax(-1, keepdim=True)
+        isy = torch.arange(z.shape[1], device=z.device)[None, :] == y
+        topz = torch.stack([z.gather(-1, y)[:, 0], torch.where(isy, -math.inf, z).amax(-1)], -1)
+        idx = torch.cat([y, y], -1)  # only idx[:, 0] is used with k = 2
+    else:
+        topz, idx = torch.topk(z, k, dim=-1, sorted=True)
     c = _sum64(e * z)[:, None] / zsum  # mean of z under p
     var = _sum64(e * (z - c.to(cd)).square()) / zsum[:, 0]
     p = e * (1.0 / zsum).to(cd)
@@ -141,7 +162,7 @@ def _reduce_kernel(x: Tensor, nodes: list[float], top_m: int, cd: torch.dtype) -
         dk = qk - 1.0
         if abs(dk) < 0.25:  # h = log1p(d B)/d, B = sum w expm1(d l)/d: no cancellation near q = 1
             ltc = lt.clamp(min=-300.0)
-            b = _sum64(w * ltc * phi(dk * ltc)) if dk != 0 else _sum64(w * ltc)
+            b = _sum64(w * ltc * _phi_cd(dk * ltc)) if dk != 0 else _sum64(w * ltc)
             hs.append(b * log1p_ratio(dk * b))
         else:  # h = (log sum_tail p^q - g1)/d with p^q = exp(q z) / Z^q, log Z in float64
             hs.append((torch.log(_sum64(torch.exp(qk * zt))) - qk * logz[:, 0] - g1) / dk)
@@ -190,16 +211,19 @@ def _chunk_rows(logits: Tensor, i: int, chunk: int) -> tuple[slice, Tensor, Tens
     return s, x, bad
 
 
-def reduce_logits(logits: Tensor, spec: ReduceSpec | None = None, chunk: int = 8, compile: bool = False) -> dict[str, Tensor]:
+def reduce_logits(logits: Tensor, spec: ReduceSpec | None = None, chunk: int | None = None,
+                  compile: bool = False) -> dict[str, Tensor]:
     """Reduce logits [P, V] (any float dtype, any device) to per-position summaries (see module doc).
 
-    Works chunk-wise on `logits.device` (never all P x V upcast at once); elementwise work in
+    Works chunk-wise on `logits.device` (`chunk` positions at a time: 8, or 128 when compiled; never
+    all P x V upcast at once); elementwise work in
     `spec.compute_dtype`, every sum accumulated in float64. Rows with NaN / +inf logits, or all -inf,
     are flagged in `nonfinite` and filled with NaN (argmax -1). `compile=True` fuses each chunk's
     work with torch.compile (same numbers up to rounding; first call compiles for a minute on CPU).
     """
     spec = spec or ReduceSpec()
     _check(logits)
+    chunk = chunk or (128 if compile else 8)  # compiled kernels amortise their call overhead on big chunks
     n, v = logits.shape
     m = min(spec.top_m, v)
     dev = logits.device
@@ -387,23 +411,24 @@ class PassStats:
         return float(sme_from_logits(lp, q, r)[0])
 
 
-def _fast_kernel(x: Tensor, q: Tensor, r: Tensor, cd: torch.dtype) -> dict[str, Tensor]:
-    """Every per-position quantity for one (q, r) per row (q, r float64 [c, 1]); finite rows."""
+def _fast_kernel(x: Tensor, q: Tensor, r: Tensor, cd: torch.dtype, near: bool) -> dict[str, Tensor]:
+    """Every per-position quantity for (q, r) per row (float64 [c, 1]); finite rows.
+
+    near (all |q - 1| < 1/4): A = sum p l phi((q-1) l), l clamped at -300 (no float32 overflow; p^q
+    underflows there anyway). Otherwise S = sum exp(q z) / Z^q directly (log Z in float64), A = (S-1)/(q-1).
+    """
     s = _common(x, cd, 2)
     z, logz, p = s["z"], s["logz"], s["p"]
     ly = s["topz"][:, 0].to(torch.float64) - logz[:, 0]
     py = torch.exp(ly)
     d64 = q - 1.0
-    near = d64.abs() < 0.25
-    # near q = 1: A = sum p l phi(d l) (l clamped at -300: no float32 overflow, p^q underflows there)
-    l = (z - logz.to(cd)).clamp(min=-300.0)
-    dn = torch.where(near, d64, torch.zeros_like(d64)).to(cd)
-    a_near = _sum64(p * l * phi(dn * l))
-    # elsewhere: S = sum exp(q z) / Z^q directly, A = (S - 1)/d
-    s_far = torch.exp(torch.log(_sum64(torch.exp(q.to(cd) * z))) - q[:, 0] * logz[:, 0])
-    dsafe = torch.where(near, torch.ones_like(d64), d64)[:, 0]
-    a = torch.where(near[:, 0], a_near, (s_far - 1.0) / dsafe)
-    ssum = torch.where(near[:, 0], 1.0 + d64[:, 0] * a_near, s_far)
+    if near:
+        l = (z - logz.to(cd)).clamp(min=-300.0)
+        a = _sum64(p * l * _phi_cd(d64.to(cd) * l))
+        ssum = 1.0 + d64[:, 0] * a
+    else:
+        ssum = torch.exp(torch.log(_sum64(torch.exp(q.to(cd) * z))) - q[:, 0] * logz[:, 0])
+        a = (ssum - 1.0) / d64[:, 0]
     mu, var = s["plogp"], s["var_logp"]
     sd = torch.sqrt(var.clamp(min=0.0))
     return {
@@ -422,7 +447,7 @@ def _fast_kernel(x: Tensor, q: Tensor, r: Tensor, cd: torch.dtype) -> dict[str, 
 
 
 def position_quantities(
-    logits: Tensor, q: float | Tensor, r: float | Tensor, chunk: int = 16,
+    logits: Tensor, q: float | Tensor, r: float | Tensor, chunk: int | None = None,
     compute_dtype: str = "float32", compile: bool = False,
 ) -> dict[str, Tensor]:
     """Fast path: every per-position quantity for ONE known (q, r), float64 [P] each, one chunked pass.
@@ -431,6 +456,7 @@ def position_quantities(
     mod_renyi_2, minkpp, nonfinite. Elementwise work in `compute_dtype`, sums in float64.
     """
     _check(logits)
+    chunk = chunk or (128 if compile else 16)
     n = logits.shape[0]
     dev = logits.device
     qc, rc = _as_param(q, n, "q").to(dev), _as_param(r, n, "r").to(dev)
@@ -441,7 +467,15 @@ def position_quantities(
     for i in range(0, n, chunk):
         s, x, bad = _chunk_rows(logits, i, chunk)
         nonfinite[s] = bad
-        for k, val in kern(x, qc[s], rc[s], cd).items():
+        qs = qc[s]
+        near = bool(((qs - 1.0).abs() < 0.25).all())
+        if not near and bool(((qs - 1.0).abs() < 0.25).any()):  # mixed rows: one row at a time
+            vals = [kern(x[j:j + 1], qs[j:j + 1], rc[s][j:j + 1], cd, bool(abs(float(qs[j, 0]) - 1.0) < 0.25))
+                    for j in range(x.shape[0])]
+            res = {k: torch.cat([v[k] for v in vals]) for k in vals[0]}
+        else:
+            res = kern(x, qs, rc[s], cd, near)
+        for k, val in res.items():
             if k not in out:
                 out[k] = torch.full((n,), math.nan, dtype=torch.float64, device=dev)
             out[k][s] = torch.where(bad, torch.full_like(val, math.nan), val)
