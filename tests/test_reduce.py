@@ -267,3 +267,28 @@ def test_benchmark_quick_mode_runs(tmp_path) -> None:
     res = json.loads(out.read_text())
     assert {"floor", "released_loop", "fast_eager", "reduce_f64"} <= set(res["methods"])
     assert res["methods"]["floor"]["ratio_vs_floor"] == 1.0 and res["dump_bytes_per_position"] > 0
+
+
+@pytest.mark.gpu
+def test_cuda_matches_cpu() -> None:
+    """On the model's device (CUDA, bf16 logits) the dump equals the CPU one up to rounding."""
+    x = _bimodal(6, 20_000).bfloat16()
+    for spec in (ReduceSpec(), ReduceSpec(compute_dtype="float32")):
+        a, b = reduce_logits(x, spec), reduce_logits(x.cuda(), spec)
+        for k in a:
+            assert b[k].device.type == "cuda"
+            torch.testing.assert_close(b[k].cpu(), a[k], rtol=1e-5, atol=1e-7)
+    fa, fb = position_quantities(x, 1.3, 1.05), position_quantities(x.cuda(), 1.3, 1.05)
+    for k in fa:
+        torch.testing.assert_close(fb[k].cpu(), fa[k], rtol=1e-5, atol=1e-7)
+
+
+def test_ties_take_the_first_maximal_token() -> None:
+    x = torch.zeros(2, 50)
+    x[0, [7, 3, 30]] = 5.0  # three-way tie
+    x[1, 12] = 1.0
+    d = reduce_logits(x)
+    assert d["argmax"].tolist() == [3, 12]
+    ps = PassStats.from_tensors(d)
+    assert ps.gap[0] == 0.0 and ps.gap[1] == pytest.approx(1.0)
+    np.testing.assert_allclose(position_quantities(x, 1.5, 1.0)["gap"].numpy(), ps.gap, atol=1e-7)

@@ -123,19 +123,18 @@ def _common(x: Tensor, cd: torch.dtype, k: int) -> dict[str, Tensor]:
     e = torch.exp(z)
     zsum = _sum64(e)[:, None]
     logz = torch.log(zsum)  # float64 [c, 1]
-    if k == 2:  # argmax and the runner-up without a sort (fuses when compiled)
-        y = z.argmax(-1, keepdim=True)
+    y = z.argmax(-1, keepdim=True)  # the first maximal index, on every device (topk's tie order is not)
+    if k == 2:  # the runner-up without a sort (fuses when compiled)
         isy = torch.arange(z.shape[1], device=z.device)[None, :] == y
-        topz = torch.stack([z.gather(-1, y)[:, 0], torch.where(isy, -math.inf, z).amax(-1)], -1)
-        idx = torch.cat([y, y], -1)  # only idx[:, 0] is used with k = 2
+        topz, idx = torch.stack([z.gather(-1, y)[:, 0], torch.where(isy, -math.inf, z).amax(-1)], -1), y
     else:
         topz, idx = torch.topk(z, k, dim=-1, sorted=True)
     c = _sum64(e * z)[:, None] / zsum  # mean of z under p
     var = _sum64(e * (z - c.to(cd)).square()) / zsum[:, 0]
     p = e * (1.0 / zsum).to(cd)
-    pr = p.scatter(-1, idx[:, :1], 0.0)
+    pr = p.scatter(-1, y, 0.0)
     return {
-        "z": z, "logz": logz, "topz": topz, "idx": idx, "p": p, "pr": pr,
+        "z": z, "logz": logz, "topz": topz, "idx": idx, "y": y[:, 0], "p": p, "pr": pr,
         "plogp": c[:, 0] - logz[:, 0],
         "var_logp": var,
         "mod_ent_rest": _sum64(pr * torch.log1p(-pr)),
@@ -168,7 +167,7 @@ def _reduce_kernel(x: Tensor, nodes: list[float], top_m: int, cd: torch.dtype) -
             hs.append((torch.log(_sum64(torch.exp(qk * zt))) - qk * logz[:, 0] - g1) / dk)
     return {
         "top_logp": top,
-        "argmax": idx[:, 0],
+        "argmax": s["y"],
         "plogp": s["plogp"],
         "var_logp": s["var_logp"],
         "mod_ent_rest": s["mod_ent_rest"],
