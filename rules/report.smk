@@ -13,6 +13,7 @@ rule metrics:
     params:
         fprs=config["metrics"]["fprs"],
         n_boot=config["metrics"]["n_boot"],
+        nonfinite=config["metrics"]["nonfinite"],
         seed=config["seed"],
     script:
         "../scripts/metrics.py"

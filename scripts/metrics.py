@@ -3,4 +3,4 @@ from vidsme.logs import logged
 from vidsme.pipeline import metrics
 
 with logged(snakemake.log[0]):
-    metrics(snakemake.input[0], snakemake.output[0], snakemake.params.fprs, snakemake.params.n_boot, snakemake.params.seed)
+    metrics(snakemake.input[0], snakemake.output[0], snakemake.params.fprs, snakemake.params.n_boot, snakemake.params.seed, snakemake.params.nonfinite)

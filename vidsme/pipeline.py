@@ -68,6 +68,7 @@ def position_series(dump: str, qr_tsv: str, out: str, fixed_q: float, fixed_r: f
     """Per-position series of every attack for one shard, at each video's adaptive (q, r)."""
     from safetensors.numpy import save_file
 
+    from vidsme.attacks import n_excluded
     from vidsme.attacks import position_series as series_of
     from vidsme.dump import read_shard
     from vidsme.reduce import PassStats
@@ -80,6 +81,8 @@ def position_series(dump: str, qr_tsv: str, out: str, fixed_q: float, fixed_r: f
             log.warning("%s: no (q, r) (skipped at the statistics stage); not scored", vid)
             continue
         nat, rev = PassStats.from_arrays(passes["nat"]), PassStats.from_arrays(passes["rev"])
+        if n_excluded(nat, rev):
+            log.warning("%s: %d of %d positions have non-finite logits; excluded from every series", vid, n_excluded(nat, rev), nat.n_positions)
         q, r = float(qr.at[vid, "q"]), float(qr.at[vid, "r"])
         for name, values in series_of(nat, rev, q, r, {"fixed_q": fixed_q, "fixed_r": fixed_r}).items():
             tensors[f"{vid}/{name}"] = np.ascontiguousarray(np.asarray(values, dtype=np.float64))
@@ -115,7 +118,7 @@ def aggregate(series_files: list[str], qr_tsv: str, sheet_tsv: str, k_grid: list
     return df
 
 
-def metrics(scores_tsv: str, out: str, fprs: list[float], n_boot: int, seed: int) -> pd.DataFrame:
+def metrics(scores_tsv: str, out: str, fprs: list[float], n_boot: int, seed: int, nonfinite: str = "lowest") -> pd.DataFrame:
     """AUC (with bootstrap CI), balanced accuracy and TPR at low FPR for every attack and K."""
     from vidsme.metrics import evaluate
 
@@ -123,7 +126,9 @@ def metrics(scores_tsv: str, out: str, fprs: list[float], n_boot: int, seed: int
     scores["k"] = scores["k"].astype("float64")
     rows = []
     for (attack, k), g in scores.groupby(["attack", "k"], dropna=False, sort=True):
-        m = evaluate(g.score.to_numpy(), g.label.to_numpy(), fprs=tuple(fprs), n_boot=n_boot, seed=seed)
+        m = evaluate(g.score.to_numpy(), g.label.to_numpy(), fprs=tuple(fprs), n_boot=n_boot, seed=seed, nonfinite=nonfinite)
+        if m.get("n_nonfinite"):
+            log.warning("%s (K=%s): %d non-finite scores (policy %s)", attack, k, m["n_nonfinite"], nonfinite)
         rows.append({"attack": attack, "k": k, **m})
     df = pd.DataFrame(rows)
     write_tsv(df, out)
