@@ -50,18 +50,7 @@ CHECKSUMS: dict[str, str] = {
     "lmms_VDC_test.json": "708f8f276b794e3504809caaf9d01855c0eee266a5e64375e0075f8a6ce57cae",
 }
 
-# METHOD section 5.
-SYSTEM_QA = (
-    "Carefully watch this video and pay attention to every detail. Based on your observations, "
-    "select the best option that accurately addresses the question."
-)
-SYSTEM_CAPTION = (
-    "Carefully watch this video and pay attention to every detail. Based on your observations, "
-    "answer the given questions."
-)
-CAPTION_INSTRUCTION = "Describe the following video in detail, including the actions and scenes."
-QA_TEXT = "Only give the best option."
-QA_PREFIX = "Best Option: "
+from vidsme.prompts import CAPTION_INSTRUCTION, QA_PREFIX, QA_TEXT, SYSTEM_CAPTION, SYSTEM_QA  # noqa: E402,F401
 
 SHIFT_WARNING = (
     "cinepile_mlvu: members (CinePile clips) and non-members (MLVU test videos) come from different "
@@ -293,12 +282,10 @@ def check_video_root(video_root: str | Path, sheet: pd.DataFrame, sample: int = 
 
 def write_sheet(df: pd.DataFrame, out: str | Path) -> Path:
     """Write a sheet as TSV atomically."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    df.to_csv(tmp, sep="\t", index=False)
-    os.replace(tmp, out)
-    return out
+    from vidsme.pipeline import write_tsv
+
+    write_tsv(df, out)
+    return Path(out)
 
 
 def main(argv: list[str] | None = None) -> int:
