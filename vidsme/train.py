@@ -36,7 +36,7 @@ _LOG = logging.getLogger(__name__)
 DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "num_frames": 8,  # frames per video during training (independent of the attack's F)
-    "pretrain_epochs": 2,  # 0 = random-init language model (no pretraining stage)
+    "pretrain_epochs": 3,  # 0 = random-init language model (no pretraining stage)
     "pretrain_lr": 1e-3,
     "epochs": 30,  # instruction-tuning epochs over the members
     "lr": 1e-3,
