@@ -65,6 +65,19 @@ def test_answer_only_labels(data) -> None:
     assert pv.shape[0] == 4
 
 
+def test_all_qa_items_are_used(data) -> None:
+    from vidsme.models import load_model
+
+    model_dir, df, _ = data
+    loaded = load_model({"id": str(model_dir)})
+    members = df[df["label"] == 1]
+    prim = train.instruction_examples(loaded, members, 4, "primary")
+    every = train.instruction_examples(loaded, members, 4, "all")
+    assert len(prim) == len(members)
+    assert len(every) == sum(len(json.loads(q)) for q in members["qa"]) > len(prim)
+    assert {e.source for e in every} == set(members["video_id"])
+
+
 def test_collate_pads_and_augments() -> None:
     a = train.Example(torch.tensor([5, 6, 7]), torch.tensor([-100, 6, 7]), "x", "x")
     b = train.Example(torch.tensor([5, 6]), torch.tensor([-100, 6]), "y", "y")

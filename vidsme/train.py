@@ -38,17 +38,17 @@ DEFAULTS: dict[str, Any] = {
     "num_frames": 8,  # frames per video during training (independent of the attack's F)
     "pretrain_epochs": 3,  # 0 = random-init language model (no pretraining stage)
     "pretrain_lr": 1e-3,
-    "epochs": 30,  # instruction-tuning epochs over the members
+    "epochs": 80,  # instruction-tuning epochs over the members
     "lr": 1e-3,
     "batch_size": 8,
     "weight_decay": 0.0,
     "warmup": 0.05,  # fraction of steps with linear warm-up, then cosine decay to 10%
-    "qa": "all",  # member QA items trained on: all | primary (the sheet's question only)
+    "qa": "primary",  # member QA items trained on: primary (the sheet's question) | all
     "freeze_vision": False,  # freeze the vision tower during instruction tuning
     "augment": "none",  # none | reverse | shuffle: temporal-order augmentation (p = 0.5)
     "threads": 2,
 }
-FULL: dict[str, Any] = {**DEFAULTS, "pretrain_epochs": 4, "epochs": 40}
+FULL: dict[str, Any] = {**DEFAULTS, "pretrain_epochs": 4, "epochs": 100}
 # Tiny model sizes for vidsme.tiny.build_tiny in the embedded default.
 TINY_SIZES: dict[str, int] = {"hidden_size": 128, "num_layers": 4, "num_heads": 4, "num_kv_heads": 2,
                               "intermediate_size": 256, "vision_hidden_size": 64, "vision_layers": 2,
