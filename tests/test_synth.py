@@ -102,6 +102,16 @@ def test_brightness_question_flips_under_reversal() -> None:
     assert next(q for q in qa if q["kind"] == "brightness")["answer"].endswith("brighter")
 
 
+def test_colour_question_only_for_unambiguous_shapes() -> None:
+    p = _linear("right")
+    p["objects"] = [dict(p["objects"][0], colour="red"), dict(p["objects"][0], colour="blue", cy=8.0),
+                    dict(p["objects"][0], colour="green", shape="circle", cy=24.0)]
+    _, qa = synth.describe(p, np.random.default_rng(0))
+    colour = [q for q in qa if q["kind"] == "colour"]
+    assert [q["question"] for q in colour] == ["What colour is the circle?"]
+    assert colour[0]["answer"].endswith("green")
+
+
 def test_format_question_matches_paper() -> None:
     text = synth.format_question("Which way?", ["left", "right"])
     assert text == "Question: Which way?\nOptions:\n(A) left\n(B) right\nOnly give the best option."

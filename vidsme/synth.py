@@ -289,8 +289,10 @@ def describe(params: dict[str, Any], rng: np.random.Generator) -> tuple[str, lis
         qa.append(_qa(rng, "trajectory", f"How does the {name} move?", motion[o["trajectory"]],
                       list(motion.values()), False))
         others = [c for c in COLOURS if c != o["colour"]]
-        qa.append(_qa(rng, "colour", f"What colour is the {o['shape']}?", o["colour"],
-                      list(rng.choice(others, 3, replace=False)), False))
+        item = _qa(rng, "colour", f"What colour is the {o['shape']}?", o["colour"],
+                   list(rng.choice(others, 3, replace=False)), False)
+        if sum(p["shape"] == o["shape"] for p in objs) == 1:  # only when the shape names one object
+            qa.append(item)
     if params["illumination"] in ("fade_in", "fade_out"):
         trend = "brighter" if params["illumination"] == "fade_in" else "darker"
         qa.append(_qa(rng, "brightness", "How does the brightness change over the video?", trend,
