@@ -59,3 +59,13 @@ def test_provenance_records_versions_and_lock(tmp_path: Path) -> None:
     info = pipeline.provenance({"model": {"id": "x", "revision": "abc"}}, "x", str(tmp_path / "p.json"), root=str(Path(__file__).parents[1]))
     saved = json.loads((tmp_path / "p.json").read_text())
     assert saved["model_revision"] == "abc" and len(saved["lock_sha256"]) == 64 and info["package_version"]
+
+
+def test_ablation_tables(tmp_path: Path) -> None:
+    pipeline.metrics(str(_scores(tmp_path)), str(tmp_path / "m.tsv"), [0.05], n_boot=0, seed=0)
+    mem = tmp_path / "mem.json"
+    mem.write_text(json.dumps({"eval": {"gap": 1.5, "auc": 0.97}}))
+    t = report.targets_ablation([str(tmp_path / "m.tsv")] * 2, [str(mem)] * 2, ["main", "defence"], str(tmp_path / "a.csv"), 0.1)
+    assert set(t.variant) == {"main", "defence"} and (t.answer_loss_auc == 0.97).all() and len(t) == 4
+    f = report.frames_ablation([str(tmp_path / "m.tsv")] * 2, [4, 8], str(tmp_path / "f.csv"), str(tmp_path / "f.png"), 0.1)
+    assert sorted(f.frames.unique()) == [4, 8] and (tmp_path / "f.png").stat().st_size > 1000

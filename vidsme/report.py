@@ -207,11 +207,11 @@ def targets_ablation(metrics_files: list[str], memorisation_files: list[str], va
 
     rows = []
     for f, mf, v in zip(metrics_files, memorisation_files, variants):
-        mem = json.loads(Path(mf).read_text())
+        ev = json.loads(Path(mf).read_text()).get("eval", {})
         m = _at_main_k(pd.read_csv(f, sep="\t"), main_k)
-        for r in m.itertuples(index=False):
-            rows.append({"variant": v, "attack": r.attack, "auc": r.auc, "tpr@0.05": getattr(r, "_asdict")()["tpr@0.05"],
-                         "answer_loss_gap": mem.get("loss_gap"), "answer_loss_auc": mem.get("answer_loss_auc")})
+        for r in m.to_dict("records"):
+            rows.append({"variant": v, "attack": r["attack"], "auc": r["auc"], "tpr@0.05": r["tpr@0.05"],
+                         "answer_loss_gap": ev.get("gap"), "answer_loss_auc": ev.get("auc")})
     df = pd.DataFrame(rows)
     df.to_csv(table, index=False)
     return df
