@@ -183,7 +183,8 @@ def frames_ablation(metrics_files: list[str], frames: list[int], table: str, fig
     import matplotlib.pyplot as plt
 
     parts = [_at_main_k(pd.read_csv(f, sep="\t"), main_k).assign(frames=n) for f, n in zip(metrics_files, frames)]
-    df = pd.concat(parts)[["attack", "frames", "auc", "auc_lo", "auc_hi", "acc", "tpr@0.05"]]
+    df = pd.concat(parts)
+    df = df[[c for c in ("attack", "frames", "auc", "auc_lo", "auc_hi", "acc", "tpr@0.05") if c in df.columns]]
     df.to_csv(table, index=False)
     best = df.groupby("attack").auc.mean().sort_values(ascending=False).index[:6]
     fig, ax = plt.subplots(figsize=(6, 4))
