@@ -21,8 +21,9 @@ def _train() -> dict[str, Any]:
 
 def _tiny() -> dict[str, Any]:
     from vidsme.tiny import TinySizes
+    from vidsme.train import TINY_SIZES
 
-    return asdict(TinySizes())
+    return {**asdict(TinySizes()), **TINY_SIZES}
 
 
 SECTIONS: dict[str, Callable[[], dict[str, Any]]] = {"synth": _synth, "train": _train, "tiny": _tiny}
