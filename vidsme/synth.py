@@ -36,15 +36,7 @@ DEFAULTS: dict[str, Any] = {
 }
 FULL: dict[str, Any] = {**DEFAULTS, "n_eval": 600, "n_val": 200, "n_pretrain": 3000, "real_stride": 16}
 
-SYSTEM_QA = (
-    "Carefully watch this video and pay attention to every detail. Based on your observations, "
-    "select the best option that accurately addresses the question."
-)
-SYSTEM_CAPTION = (
-    "Carefully watch this video and pay attention to every detail. Based on your observations, "
-    "answer the given questions."
-)
-CAPTION_INSTRUCTION = "Describe the following video in detail, including the actions and scenes."
+from vidsme.prompts import CAPTION_INSTRUCTION, SYSTEM_CAPTION, SYSTEM_QA  # noqa: E402,F401 (re-exported)
 
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (220, 30, 30), "green": (30, 190, 40), "blue": (40, 60, 230), "yellow": (240, 220, 30),

@@ -54,7 +54,7 @@ TINY_SIZES: dict[str, int] = {"hidden_size": 128, "num_layers": 4, "num_heads": 
                               "intermediate_size": 256, "vision_hidden_size": 64, "vision_layers": 2,
                               "vision_heads": 2, "image_size": 32, "patch_size": 8, "vocab_size": 1000}
 AUGMENTS = ("none", "reverse", "shuffle")
-QA_PREFIX = "Best Option: "
+from vidsme.prompts import QA_PREFIX  # noqa: E402
 IGNORE = -100
 
 
