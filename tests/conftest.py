@@ -28,6 +28,23 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="session")
+def tiny_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """An untrained tiny model of every family, saved like a hub checkpoint (shared by the model tests)."""
+    from vidsme.tiny import FAMILIES, build_tiny
+
+    root = tmp_path_factory.mktemp("tiny")
+    return {f: build_tiny(f, root / f) for f in FAMILIES}
+
+
+@pytest.fixture(scope="session")
+def loaded(tiny_dirs: dict[str, Path]) -> dict:
+    """The tiny models loaded through the one loading path (tests must not modify them in place)."""
+    from vidsme.models import load_model
+
+    return {f: load_model({"id": str(d)}) for f, d in tiny_dirs.items()}
+
+
 def copy_workflow(dest: Path) -> Path:
     """Copy the workflow (not results) into ``dest`` so a test runs in isolation."""
     dest.mkdir(parents=True, exist_ok=True)

@@ -29,17 +29,6 @@ def expected_positions(family: str, n_frames: int) -> int:
     raise AssertionError(family)
 
 
-@pytest.fixture(scope="module")
-def tiny_dirs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny")
-    return {f: build_tiny(f, root / f) for f in FAMILIES}
-
-
-@pytest.fixture(scope="module")
-def loaded(tiny_dirs):
-    return {f: load_model({"id": str(d)}) for f, d in tiny_dirs.items()}
-
-
 def _frames(n: int, h: int = S, w: int = S, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (n, h, w, 3), dtype=np.uint8)
 

@@ -22,17 +22,6 @@ PROMPT = {"system": "Carefully watch this video.", "text": "Describe the video."
 SPEC = ReduceSpec(top_m=4, n_nodes=6, mean_probs=False)
 
 
-@pytest.fixture(scope="module")
-def tiny_dirs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny")
-    return {f: build_tiny(f, root / f) for f in FAMILIES}
-
-
-@pytest.fixture(scope="module")
-def loaded(tiny_dirs):
-    return {f: load_model({"id": str(d)}) for f, d in tiny_dirs.items()}
-
-
 def _video(n: int = 8, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
 
