@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,8 @@ import torch
 from . import __version__
 from .dump import write_shard
 from .models import Loaded, append_answer, build_inputs, prompt_hash, render_prompt
+
+log = logging.getLogger("vidsme.passes")
 
 PASSES = ("nat", "rev")  # natural order, frames[::-1]
 
@@ -146,7 +150,8 @@ def run_shard(loaded: Loaded, frames: dict[str, np.ndarray], prompt: dict[str, A
     entries: dict[str, dict[str, dict[str, np.ndarray]]] = {}
     positions: dict[str, list[list[int]]] = {}
     summary: dict[str, dict[str, Any]] = {}
-    for vid, fr in frames.items():
+    t0 = time.perf_counter()
+    for i, (vid, fr) in enumerate(frames.items(), 1):
         try:
             ent, scored, bad = video_passes(loaded, fr, prompt, spec, batch_orders=batch_orders,
                                             answer=(answers or {}).get(vid))
@@ -156,6 +161,8 @@ def run_shard(loaded: Loaded, frames: dict[str, np.ndarray], prompt: dict[str, A
         positions[vid] = _runs(scored)
         summary[vid] = {"status": "nonfinite" if any(bad.values()) else "ok", "positions": int(scored.numel()),
                         "nonfinite": bad}
+        log.info("video %d/%d %s: %d positions, %s (%.1f s so far)", i, len(frames), vid, int(scored.numel()),
+                 summary[vid]["status"], time.perf_counter() - t0)
     counts = sorted({int(f.shape[0]) for f in frames.values()})
     header = {
         "model_id": loaded.model_id, "model_path": loaded.model_id, "revision": str(loaded.revision or ""), "dtype": loaded.dtype,
