@@ -63,6 +63,19 @@ def _latex(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def _save_auc_plot(fig, ax, xlabel: str, path: str) -> None:
+    """Finish an AUC-against-a-setting plot (chance line, labels, legend) and save it."""
+    import matplotlib.pyplot as plt
+
+    ax.axhline(0.5, color="k", ls=":", lw=0.8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("AUC")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def _pick(scores: pd.DataFrame, attack: str, main_k: float) -> pd.DataFrame:
     g = scores[scores.attack == attack]
     if g["k"].notna().any():
@@ -140,13 +153,7 @@ def write_figures(scores_tsv: str, metrics_tsv: str, qr_tsv: str, roc: str, hist
         if a in best or g["auc"].max() == m["auc"].max():
             g = g.sort_values("k")
             ax.plot(100 * g["k"], g["auc"], marker="o", label=a)
-    ax.axhline(0.5, color="k", ls=":", lw=0.8)
-    ax.set_xlabel("K (%)")
-    ax.set_ylabel("AUC")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(auc_k, dpi=120)
-    plt.close(fig)
+    _save_auc_plot(fig, ax, "K (%)", auc_k)
 
 
 def _at_main_k(df: pd.DataFrame, main_k: float) -> pd.DataFrame:
@@ -192,14 +199,8 @@ def frames_ablation(metrics_files: list[str], frames: list[int], table: str, fig
     for a in best:
         g = df[df.attack == a].sort_values("frames")
         ax.plot(g.frames, g.auc, marker="o", label=a)
-    ax.axhline(0.5, color="k", ls=":", lw=0.8)
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("frames sampled (F)")
-    ax.set_ylabel("AUC")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(figure, dpi=120)
-    plt.close(fig)
+    _save_auc_plot(fig, ax, "frames sampled (F)", figure)
     return df
 
 
