@@ -15,6 +15,17 @@ LOGS = f"logs/{EXP}"
 BENCH = f"benchmarks/out/{EXP}"
 KIND = config["dataset"]["kind"]
 EMBEDDED = KIND == "embedded"
+ANSWER = config["scoring"]["answer_slice"]["enabled"]
+# Scored slice, as a file-name tag: "" = the video-token positions (the paper's method),
+# "_answer" = the answer tokens (extension, scoring.answer_slice).
+SLICES = {"": "video", "_answer": "answer"}
+
+
+wildcard_constraints:
+    slice="|_answer",
+    shard=r"\d+",
+    F=r"\d+",
+    model=r"[^/]+",
 
 
 def model_key():
@@ -116,14 +127,16 @@ def shard_files(pattern, **kw):
 
 
 def model_inputs(w):
-    """Files a model pass depends on: the trained target (or a variant of it) for the embedded default."""
+    """Files a model pass depends on: the trained target (or a variant of it) for the embedded
+    default, and the sample sheet when the passes also score the answer tokens."""
+    out = {"sheet": f"{RES}/samples.tsv"} if ANSWER else {}
     if w.model == "embedded":
-        return {"model": f"{RES}/target/main/model"}
-    if w.model.startswith("embedded-"):
-        return {"model": f"{RES}/target/{w.model[len('embedded-'):]}/model"}
-    if w.model == "tiny":
-        return {"model": f"{RES}/target/tiny"}
-    return {}
+        out["model"] = f"{RES}/target/main/model"
+    elif w.model.startswith("embedded-"):
+        out["model"] = f"{RES}/target/{w.model[len('embedded-'):]}/model"
+    elif w.model == "tiny":
+        out["model"] = f"{RES}/target/tiny"
+    return out
 
 
 def train_cfg(variant):
@@ -157,6 +170,8 @@ def all_outputs():
     ]
     if config["model"]["source"] == "embedded":
         out.append(f"{RES}/target/main/memorisation.json")
+    if ANSWER:
+        out.append(f"{RES}/tables/main_answer.md")
     return out
 
 

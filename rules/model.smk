@@ -23,5 +23,6 @@ rule model_pass:
         model=config["model"],
         prompt=config["prompt"],
         reduce=config["reduce"],
+        answer=config["scoring"]["answer_slice"] if ANSWER else {"enabled": False},
     script:
         "../scripts/model_pass.py"

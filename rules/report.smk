@@ -3,11 +3,11 @@
 
 rule metrics:
     input:
-        f"{RES}/scores/{{model}}/F{{F}}/scores.tsv",
+        f"{RES}/scores/{{model}}/F{{F}}/scores{{slice}}.tsv",
     output:
-        f"{RES}/metrics/{{model}}/F{{F}}/metrics.tsv",
+        f"{RES}/metrics/{{model}}/F{{F}}/metrics{{slice}}.tsv",
     log:
-        f"{LOGS}/metrics/{{model}}/F{{F}}/metrics.log",
+        f"{LOGS}/metrics/{{model}}/F{{F}}/metrics{{slice}}.log",
     conda:
         "../environment.yml"
     params:
@@ -21,19 +21,20 @@ rule metrics:
 
 rule tables:
     input:
-        metrics=f"{RES}/metrics/{MODEL}/F{F}/metrics.tsv",
+        metrics=f"{RES}/metrics/{MODEL}/F{F}/metrics{{slice}}.tsv",
     output:
-        md=report(f"{RES}/tables/main.md", category="Tables"),
-        csv=f"{RES}/tables/main.csv",
-        tex=f"{RES}/tables/main.tex",
-        k_sweep=f"{RES}/tables/k_sweep.csv",
+        md=report(f"{RES}/tables/main{{slice}}.md", category="Tables"),
+        csv=f"{RES}/tables/main{{slice}}.csv",
+        tex=f"{RES}/tables/main{{slice}}.tex",
+        k_sweep=f"{RES}/tables/k_sweep{{slice}}.csv",
     log:
-        f"{LOGS}/tables.log",
+        f"{LOGS}/tables{{slice}}.log",
     conda:
         "../environment.yml"
     params:
         main_k=config["scoring"]["main_k"],
         fprs=config["metrics"]["fprs"],
+        title=lambda w: "Answer tokens" if w.slice else "Video-token positions",
     script:
         "../scripts/tables.py"
 
@@ -115,6 +116,10 @@ rule ablation_frames:
 rule ablation_targets:
     input:
         metrics=expand(f"{RES}/metrics/{{m}}/F{F}/metrics.tsv", m=variant_models()),
+        answer=expand(
+            f"{RES}/metrics/{{m}}/F{F}/metrics_answer.tsv",
+            m=variant_models() if ANSWER else [],
+        ),
         memorisation=expand(
             f"{RES}/target/{{v}}/memorisation.json",
             v=["main"] + list(config["ablations"]["variants"]),

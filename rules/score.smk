@@ -1,4 +1,5 @@
 # Sharma-Mittal and baseline series per position, then Min-K% aggregation per video.
+# {slice}: "" = video-token positions, "_answer" = answer tokens (see SLICES in common.smk).
 
 
 rule position_series:
@@ -6,11 +7,11 @@ rule position_series:
         dump=f"{RES}/dumps/{{model}}/F{{F}}/shard{{shard}}.safetensors",
         qr=f"{RES}/stats/F{{F}}/qr.tsv",
     output:
-        f"{RES}/series/{{model}}/F{{F}}/shard{{shard}}.safetensors",
+        f"{RES}/series/{{model}}/F{{F}}/shard{{shard}}{{slice}}.safetensors",
     log:
-        f"{LOGS}/series/{{model}}/F{{F}}/shard{{shard}}.log",
+        f"{LOGS}/series/{{model}}/F{{F}}/shard{{shard}}{{slice}}.log",
     benchmark:
-        f"{BENCH}/series/{{model}}/F{{F}}/shard{{shard}}.tsv"
+        f"{BENCH}/series/{{model}}/F{{F}}/shard{{shard}}{{slice}}.tsv"
     conda:
         "../environment.yml"
     resources:
@@ -19,6 +20,7 @@ rule position_series:
     params:
         fixed_q=config["scoring"]["fixed_q"],
         fixed_r=config["scoring"]["fixed_r"],
+        slice_name=lambda w: SLICES[w.slice],
     script:
         "../scripts/position_series.py"
 
@@ -26,14 +28,14 @@ rule position_series:
 rule aggregate:
     input:
         series=lambda w: shard_files(
-            f"{RES}/series/{w.model}/F{w.F}/shard{{shard}}.safetensors"
+            f"{RES}/series/{w.model}/F{w.F}/shard{{shard}}{w.slice}.safetensors"
         ),
         qr=f"{RES}/stats/F{{F}}/qr.tsv",
         sheet=f"{RES}/samples.tsv",
     output:
-        f"{RES}/scores/{{model}}/F{{F}}/scores.tsv",
+        f"{RES}/scores/{{model}}/F{{F}}/scores{{slice}}.tsv",
     log:
-        f"{LOGS}/scores/{{model}}/F{{F}}/aggregate.log",
+        f"{LOGS}/scores/{{model}}/F{{F}}/aggregate{{slice}}.log",
     conda:
         "../environment.yml"
     params:

@@ -11,4 +11,6 @@ with logged(snakemake.log[0]):
         snakemake.params.prompt,
         snakemake.params.reduce,
         snakemake.output[0],
+        sheet_tsv=snakemake.input.get("sheet"),
+        answer_cfg=snakemake.params.answer,
     )

@@ -160,17 +160,17 @@ def test_cuda_oom_gives_clear_advice(loaded, tmp_path, monkeypatch):
 
 
 def test_answer_slice_scores_true_targets(loaded, tmp_path):
-    """Optional slice: answer_logp equals log p(true answer token | prefix) from a full forward."""
+    """Optional slice: target_logp equals log p(true answer token | prefix) from a full forward."""
     lm = loaded["qwen2_5_vl"]
     fr = _video(seed=9)
     answer = "a person walks"
     ent, scored, _ = video_passes(lm, fr, PROMPT, SPEC, answer=answer)
     plain, scored2, _ = video_passes(lm, fr, PROMPT, SPEC)
-    assert torch.equal(scored, scored2)
+    assert torch.equal(scored, scored2) and set(ent) == {"nat", "rev", "nat_answer", "rev_answer"}
     # the video positions are unaffected by the appended answer (causal model)
     np.testing.assert_allclose(ent["nat"]["top_logp"], plain["nat"]["top_logp"], rtol=1e-5, atol=1e-6)
     ids = lm.processor.tokenizer(answer, add_special_tokens=False)["input_ids"]
-    np.testing.assert_array_equal(ent["rev"]["answer_ids"], ids)
+    np.testing.assert_array_equal(ent["rev_answer"]["target_ids"], ids)
     # reference: full forward over prompt + answer text, read the answer tokens' log-probs
     inputs, _ = build_inputs(lm, [fr], PROMPT, truncate=False)
     full_ids = torch.cat([inputs["input_ids"], torch.tensor([ids])], dim=1)
@@ -181,13 +181,36 @@ def test_answer_slice_scores_true_targets(loaded, tmp_path):
     with torch.inference_mode():
         lp = torch.log_softmax(lm.model(**inputs, use_cache=False).logits[0].double(), -1)
     n = full_ids.shape[1]
-    ref = lp[torch.arange(n - len(ids) - 1, n - 1), torch.tensor(ids)].numpy()
-    np.testing.assert_allclose(ent["nat"]["answer_logp"], ref, rtol=1e-5, atol=1e-6)
-    summary = run_shard(lm, {"a": fr, "b": _video(seed=10)}, PROMPT, SPEC, tmp_path / "s.safetensors",
-                        answers={"a": answer})
+    pos = torch.arange(n - len(ids) - 1, n - 1)
+    ref = lp[pos, torch.tensor(ids)].numpy()
+    np.testing.assert_allclose(ent["nat_answer"]["target_logp"], ref, rtol=1e-5, atol=1e-6)
+    # the answer positions are reduced like the video positions: entropies from the same logits
+    stats = PassStats.from_arrays(ent["nat_answer"])
+    np.testing.assert_allclose(stats.renyi(2.0), -torch.log(torch.exp(lp[pos]).square().sum(-1)).numpy(), rtol=1e-5)
+    np.testing.assert_allclose(stats.target_logp, ref, rtol=1e-5, atol=1e-6)
+    # append_eos scores the end-of-sequence token after the answer
+    eos, _, _ = video_passes(lm, fr, PROMPT, SPEC, answer=answer, append_eos=True)
+    assert eos["nat_answer"]["target_ids"].tolist() == [*ids, lm.processor.tokenizer.eos_token_id]
+    np.testing.assert_allclose(eos["nat_answer"]["target_logp"][:-1], ref, rtol=1e-5, atol=1e-6)
+
+
+def test_answer_slice_per_video_prompt(loaded, tmp_path):
+    """Each video's question goes after the video: its video positions equal the shared prompt's."""
+    lm = loaded["llava_next_video"]
+    frames = {"a": _video(seed=11), "b": _video(seed=12)}
+    qa = {**PROMPT, "text": "Question: which way?\nOptions:\n(A) left\n(B) right\nOnly give the best option."}
+    summary = run_shard(lm, frames, PROMPT, SPEC, tmp_path / "s.safetensors", answers={"a": (qa, "(B) right")},
+                        append_eos=True)
+    plain = run_shard(lm, frames, PROMPT, SPEC, tmp_path / "p.safetensors")
     header, entries = read_shard(summary["path"])
-    assert header["answer_slice"] == "True"
-    assert "answer_logp" in entries["a"]["nat"] and "answer_logp" not in entries["b"]["nat"]
+    _, plain_entries = read_shard(plain["path"])
+    assert header["answer_slice"] == "True" and header["answer_eos"] == "True"
+    assert json.loads(header["passes"]) == ["nat", "rev", "nat_answer", "rev_answer"]
+    assert "nat_answer" in entries["a"] and "nat_answer" not in entries["b"]
+    for p in PASSES:
+        np.testing.assert_allclose(entries["a"][p]["top_logp"], plain_entries["a"][p]["top_logp"], rtol=1e-5, atol=1e-6)
+    ids = lm.processor.tokenizer("(B) right", add_special_tokens=False)["input_ids"]
+    assert entries["a"]["rev_answer"]["target_ids"].tolist() == [*ids, lm.processor.tokenizer.eos_token_id]
 
 
 @pytest.mark.slow

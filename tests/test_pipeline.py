@@ -67,5 +67,8 @@ def test_ablation_tables(tmp_path: Path) -> None:
     mem.write_text(json.dumps({"eval": {"gap": 1.5, "auc": 0.97}}))
     t = report.targets_ablation([str(tmp_path / "m.tsv")] * 2, [str(mem)] * 2, ["main", "defence"], str(tmp_path / "a.csv"), 0.1)
     assert set(t.variant) == {"main", "defence"} and (t.answer_loss_auc == 0.97).all() and len(t) == 4
+    t = report.targets_ablation([str(tmp_path / "m.tsv")] * 2, [str(mem)] * 2, ["main", "defence"], str(tmp_path / "a.csv"), 0.1,
+                                answer_files=[str(tmp_path / "m.tsv")] * 2)
+    assert len(t) == 8 and t.groupby("slice").size().to_dict() == {"answer": 4, "video": 4}
     f = report.frames_ablation([str(tmp_path / "m.tsv")] * 2, [4, 8], str(tmp_path / "f.csv"), str(tmp_path / "f.png"), 0.1)
     assert sorted(f.frames.unique()) == [4, 8] and (tmp_path / "f.png").stat().st_size > 1000

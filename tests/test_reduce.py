@@ -75,11 +75,11 @@ def test_fewer_nodes_are_worse() -> None:
     assert _worst_rel(x, ReduceSpec(n_nodes=8)) > 10 * _worst_rel(x, ReduceSpec())
 
 
-def _direct(x: torch.Tensor) -> dict[str, np.ndarray]:
-    """Baseline quantities straight from METHOD.md section 8, full vocabulary, float64."""
+def _direct(x: torch.Tensor, target: torch.Tensor | None = None) -> dict[str, np.ndarray]:
+    """Baseline quantities straight from METHOD.md section 8, full vocabulary, float64 (y = argmax or `target`)."""
     lp = torch.log_softmax(x, -1)
     p = torch.exp(lp)
-    y = p.argmax(-1, keepdim=True)
+    y = p.argmax(-1, keepdim=True) if target is None else target[:, None]
     py = p.gather(-1, y)[:, 0]
     ly = lp.gather(-1, y)[:, 0]
     rest = p.scatter(-1, y, 0.0)
@@ -124,6 +124,25 @@ def test_baselines_on_peaked_rows() -> None:
     got, want = _from_stats(PassStats.from_tensors(reduce_logits(x))), _direct(x)
     for k in want:
         np.testing.assert_allclose(got[k], want[k], rtol=1e-8, err_msg=k)
+
+
+@pytest.mark.parametrize("kind", ["flat", "peaked"])
+def test_true_targets_move_the_target_based_quantities(kind: str) -> None:
+    """Answer slice: with target_ids/target_logp every target-based quantity uses the true token."""
+    x = _flat(6, 4000, seed=3) * 6 if kind == "flat" else _zipf(6, 20_000, 0.9999, seed=4)
+    lp = torch.log_softmax(x, -1)
+    order = torch.argsort(lp, -1, descending=True)
+    target = torch.stack([order[0, 0], order[1, 1], order[2, 7], order[3, 30], order[4, 3000], order[5, -1]])
+    arrays = {k: v.numpy() for k, v in reduce_logits(x, ReduceSpec(top_m=8)).items()}
+    arrays.update(target_ids=target.numpy(), target_logp=lp.gather(-1, target[:, None])[:, 0].numpy())
+    got, want = _from_stats(PassStats.from_arrays(arrays)), _direct(x, target)
+    for k in want:
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-8, atol=1e-10, err_msg=k)
+    plain = _from_stats(PassStats.from_arrays({k: v for k, v in arrays.items() if not k.startswith("target_")}))
+    assert np.isclose(got["target_logp"][0], plain["target_logp"][0], rtol=1e-9) and got["target_logp"][5] < plain["target_logp"][5] - 1
+    np.testing.assert_array_equal(got["renyi_2"], plain["renyi_2"])  # target-free quantities are unchanged
+    with pytest.raises(ValueError, match="come together"):
+        PassStats.from_arrays({k: v for k, v in arrays.items() if k != "target_logp"})
 
 
 def test_fast_path_matches_dump_and_exact() -> None:

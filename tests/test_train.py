@@ -129,6 +129,29 @@ def test_saved_model_reloads_and_matches(trained, data) -> None:
     assert mem["member_loss"] == pytest.approx(saved["member_loss"], rel=1e-4)
 
 
+def test_answer_slice_reproduces_the_training_answer_loss(trained, data, tmp_path: Path) -> None:
+    """The passes' answer slice scores what training fitted: same prompt, answer and eos, so each
+    video's mean -log p over the answer tokens equals its training answer loss (memorisation.json)."""
+    from vidsme.dump import read_shard
+    from vidsme.models import load_model
+    from vidsme.passes import run_shard
+    from vidsme.prompts import QA_PREFIX, QA_TEXT, SYSTEM_QA, answer_item
+    from vidsme.reduce import PassStats, ReduceSpec
+
+    out, _ = trained
+    _, df, frames = data
+    rows = df[df["split"] == "eval"]
+    loaded = load_model({"id": str(out)})
+    prompt = {"system": SYSTEM_QA, "text": QA_TEXT, "assistant_prefix": QA_PREFIX}  # config/config.yaml's prompt
+    answers = {r["video_id"]: answer_item(r, prompt) for r in rows.to_dict("records")}
+    sampled = {v: train._sample(frames[v], 4) for v in answers}
+    dump = run_shard(loaded, sampled, prompt, ReduceSpec(top_m=4, n_nodes=6), tmp_path / "d.safetensors",
+                     answers=answers, append_eos=True)["path"]
+    _, entries = read_shard(dump)
+    slice_loss = np.array([-PassStats.from_arrays(entries[v]["nat_answer"]).target_logp.mean() for v in answers])
+    np.testing.assert_allclose(slice_loss, train.answer_losses(loaded, rows, frames, 4), rtol=1e-4, atol=1e-6)
+
+
 def test_deterministic_weights(trained, data, tmp_path: Path) -> None:
     out, _ = trained
     again = tmp_path / "again"

@@ -13,9 +13,13 @@ from conftest import copy_workflow, moving_square_clip, planned_jobs, snakemake
 
 
 def _sheet(path: Path, n: int, video_dir: str = "videos") -> Path:
-    rows = [f"v{i:05d}\t{video_dir}/v{i:05d}.mp4\t{i % 2}" for i in range(n)]
-    path.write_text("video_id\tpath\tlabel\n" + "\n".join(rows) + "\n")
+    qa = 'Which way does the square move?\t["left", "right"]\t(B) right'
+    rows = [f"v{i:05d}\t{video_dir}/v{i:05d}.mp4\t{i % 2}\t{qa}" for i in range(n)]
+    path.write_text("video_id\tpath\tlabel\tquestion\toptions\tanswer\n" + "\n".join(rows) + "\n")
     return path
+
+
+ANSWER = {"answer_slice": {"enabled": True}}  # the end-to-end run also scores the answer tokens
 
 
 def _config(wd: Path, **over) -> Path:
@@ -65,8 +69,9 @@ def test_dry_run_shards_videos_not_one_job_per_video(wd: Path) -> None:
     _sheet(wd / "sheet.tsv", 1000)
     _config(wd, dataset={"shard_size": 64})
     jobs = planned_jobs(snakemake(wd, "-n", "--configfile", "test.yaml").stdout)
-    assert jobs["extract_frames"] == jobs["model_pass"] == jobs["position_series"] == 16  # ceil(1000 / 64)
-    assert jobs["adaptive_qr"] == jobs["aggregate"] == jobs["metrics"] == 1
+    assert jobs["extract_frames"] == jobs["model_pass"] == 16  # ceil(1000 / 64)
+    assert jobs["position_series"] == 32  # video and answer slices (config/config.yaml turns the answer slice on)
+    assert jobs["adaptive_qr"] == 1 and jobs["aggregate"] == jobs["metrics"] == 2
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +82,7 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for i in range(8):
         moving_square_clip(wd / "videos" / f"v{i:05d}.mp4", speed=0.5 + i, flicker=0.05 * (i % 3), seed=i)
     _sheet(wd / "sheet.tsv", 8)
-    _config(wd)
+    _config(wd, scoring=ANSWER)
     snakemake(wd, "--cores", "2", "--configfile", "test.yaml")
     return wd
 
@@ -96,6 +101,11 @@ def test_end_to_end_outputs(finished_run: Path) -> None:
     assert "AUC" in (res / "tables" / "main.md").read_text()
     for fig in ("roc.png", "score_hist.png", "qr_hist.png", "auc_vs_k.png"):
         assert (res / "figures" / fig).stat().st_size > 1000
+    # the answer-token extension: every attack again, on the answer tokens (true targets)
+    answer = pd.read_csv(res / "scores" / "tiny" / "F4" / "scores_answer.tsv", sep="\t")
+    assert set(answer.video_id) == set(scores.video_id) and set(answer.attack) == set(scores.attack)
+    assert not answer.set_index(["video_id", "attack", "k"]).score.equals(scores.set_index(["video_id", "attack", "k"]).score)
+    assert "Answer tokens" in (res / "tables" / "main_answer.md").read_text()
     prov = json.loads((res / "provenance.json").read_text())
     assert prov["lock_sha256"] and prov["config"]["frames"]["num_frames"] == 4
     assert (finished_run / "logs" / "t" / "metrics" / "tiny" / "F4" / "metrics.log").is_file()
@@ -103,13 +113,23 @@ def test_end_to_end_outputs(finished_run: Path) -> None:
 
 @pytest.mark.slow
 def test_second_run_does_nothing(finished_run: Path) -> None:
+    _config(finished_run, scoring=ANSWER)
     out = snakemake(finished_run, "-n", "--configfile", "test.yaml").stdout
     assert planned_jobs(out) == {}, out[-2000:]
 
 
 @pytest.mark.slow
+def test_answer_slice_toggle_reruns_passes_not_frames(finished_run: Path) -> None:
+    """Turning the answer slice off changes what the passes dump: passes rerun, frames and (q, r) do not."""
+    _config(finished_run, scoring={"answer_slice": {"enabled": False}})
+    jobs = planned_jobs(snakemake(finished_run, "-n", "--configfile", "test.yaml").stdout)
+    assert jobs["model_pass"] == 2 and jobs["position_series"] == 2
+    assert not {"extract_frames", "video_stats", "adaptive_qr", "tiny_target"} & set(jobs)
+
+
+@pytest.mark.slow
 def test_changing_k_reruns_aggregation_onward_only(finished_run: Path) -> None:
-    _config(finished_run, scoring={"k_grid": [0.0, 0.2, 1.0]})
+    _config(finished_run, scoring={"k_grid": [0.0, 0.2, 1.0], **ANSWER})
     jobs = planned_jobs(snakemake(finished_run, "-n", "--configfile", "test.yaml").stdout)
     assert {"aggregate", "metrics", "tables"} <= set(jobs)
     assert not {"extract_frames", "video_stats", "adaptive_qr", "model_pass", "position_series"} & set(jobs)
@@ -117,7 +137,7 @@ def test_changing_k_reruns_aggregation_onward_only(finished_run: Path) -> None:
 
 @pytest.mark.slow
 def test_changing_beta_reruns_no_model_pass(finished_run: Path) -> None:
-    _config(finished_run, qr={"beta1": 0.5, "beta2": 0.2})
+    _config(finished_run, qr={"beta1": 0.5, "beta2": 0.2}, scoring=ANSWER)
     jobs = planned_jobs(snakemake(finished_run, "-n", "--configfile", "test.yaml").stdout)
     assert {"adaptive_qr", "position_series", "aggregate"} <= set(jobs)
     assert not {"extract_frames", "video_stats", "model_pass", "tiny_target"} & set(jobs)
@@ -125,7 +145,7 @@ def test_changing_beta_reruns_no_model_pass(finished_run: Path) -> None:
 
 @pytest.mark.slow
 def test_changing_frame_count_reruns_from_frames(finished_run: Path) -> None:
-    _config(finished_run, frames={"num_frames": 6})
+    _config(finished_run, frames={"num_frames": 6}, scoring=ANSWER)
     jobs = planned_jobs(snakemake(finished_run, "-n", "--configfile", "test.yaml").stdout)
     assert jobs["extract_frames"] == 2 and jobs["model_pass"] == 2 and jobs["video_stats"] == 2
     assert "tiny_target" not in jobs
@@ -139,7 +159,7 @@ def test_same_seed_same_scores(finished_run: Path, tmp_path: Path) -> None:
     wd = copy_workflow(tmp_path / "again")
     shutil.copytree(finished_run / "videos", wd / "videos")  # (the test clips' x264 encoding is not bit-stable)
     _sheet(wd / "sheet.tsv", 8)
-    _config(wd)
+    _config(wd, scoring=ANSWER)
     snakemake(wd, "--cores", "2", "--configfile", "test.yaml", "--until", "metrics")
-    for rel in ("scores/tiny/F4/scores.tsv", "metrics/tiny/F4/metrics.tsv"):
+    for rel in ("scores/tiny/F4/scores.tsv", "metrics/tiny/F4/metrics.tsv", "scores/tiny/F4/scores_answer.tsv"):
         assert (wd / "results" / "t" / rel).read_bytes() == (finished_run / "results" / "t" / rel).read_bytes(), rel

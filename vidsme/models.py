@@ -205,16 +205,22 @@ def build_inputs(loaded: Loaded, frames: np.ndarray | Sequence[np.ndarray], prom
     return inputs, scored
 
 
-def append_answer(loaded: Loaded, inputs: Any, answer: str) -> tuple[Any, torch.Tensor, torch.Tensor]:
+def append_answer(loaded: Loaded, inputs: Any, answer: str, eos: bool = False) -> tuple[Any, torch.Tensor, torch.Tensor]:
     """Optional target-based slice: append the tokens of `answer` after the (untruncated) prompt.
 
     Returns (inputs, answer_ids [A], predict_pos [A]) where the logits at `predict_pos[i]` predict
     `answer_ids[i]` (true targets, not argmax). The answer is tokenized on its own, without special
-    tokens, so the prompt tokens are unchanged. Not part of the paper's method (off by default).
+    tokens, so the prompt tokens are unchanged; `eos` appends the tokenizer's end-of-sequence token
+    (scored too). Not part of the paper's method (off by default).
     """
-    ids = loaded.processor.tokenizer(answer, add_special_tokens=False)["input_ids"]
-    if not answer or not ids:
+    tok = loaded.processor.tokenizer
+    ids = tok(answer, add_special_tokens=False)["input_ids"] if answer else []
+    if not ids:
         raise ValueError(f"answer {answer!r} gives no tokens")
+    if eos:
+        if tok.eos_token_id is None:
+            raise ValueError(f"{loaded.model_id}: the tokenizer has no end-of-sequence token (set append_eos: false)")
+        ids = [*ids, int(tok.eos_token_id)]
     ans = torch.tensor(ids, dtype=torch.long)
     batch, length = inputs["input_ids"].shape
     for k in list(inputs.keys()):

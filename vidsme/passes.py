@@ -5,6 +5,7 @@ For each video the same prompt is run on the sampled frames in natural order and
 at the scored (video-token) positions (`logits_to_keep`), reduced with
 `vidsme.reduce.reduce_logits` on the model's device, and written with `vidsme.dump.write_shard`
 under the pass names `nat` (natural order) and `rev` (reversed), positions aligned by index.
+The optional answer slice adds `nat_answer` and `rev_answer` (the answer tokens, true targets).
 """
 
 from __future__ import annotations
@@ -94,12 +95,14 @@ def _oom_message(loaded: Loaded, vid: str, batch_orders: bool) -> str:
 
 def video_passes(loaded: Loaded, frames: np.ndarray, prompt: dict[str, Any], spec: Any, batch_orders: bool = True,
                  full_logits: bool = False, reduce_on_host: bool = False, answer: str | None = None,
-                 ) -> tuple[dict[str, dict[str, np.ndarray]], torch.Tensor, dict[str, int]]:
+                 append_eos: bool = False) -> tuple[dict[str, dict[str, np.ndarray]], torch.Tensor, dict[str, int]]:
     """Both passes of one video: ({pass: reduced arrays}, scored positions, {pass: nonfinite count}).
 
     With `answer` (optional target-based slice, off by default) the prompt is not truncated, the
-    answer tokens are appended and each pass also gets `answer_ids` [A] and `answer_logp` [A]
-    (log-probability of each true answer token given everything before it)."""
+    answer tokens (and with `append_eos` the end-of-sequence token) are appended, and the answer
+    positions of each pass are reduced the same way under the pass names `nat_answer`,
+    `rev_answer`, with `target_ids` [A] and `target_logp` [A] (log-probability of each true answer
+    token given everything before it). The video positions are unchanged (causal model)."""
     reduce_logits = _reduce_fn()
     orders = {"nat": frames, "rev": np.ascontiguousarray(frames[::-1])}
     logits: dict[str, torch.Tensor] = {}
@@ -113,7 +116,7 @@ def video_passes(loaded: Loaded, frames: np.ndarray, prompt: dict[str, Any], spe
             scored = pos
             keep = pos
             if answer is not None:
-                inputs, ans_ids, ans_pos = append_answer(loaded, inputs, answer)
+                inputs, ans_ids, ans_pos = append_answer(loaded, inputs, answer, eos=append_eos)
                 keep = torch.cat([pos, ans_pos])
             out = forward_scored(loaded, inputs, keep, full_logits=full_logits)
             for i, p in enumerate(group):
@@ -126,21 +129,27 @@ def video_passes(loaded: Loaded, frames: np.ndarray, prompt: dict[str, Any], spe
             bad[p] = _nonfinite(red, lg[:n])
             entries[p] = _to_numpy(red)
             if answer is not None:
+                a = f"{p}_answer"
+                red = reduce_logits(lg[n:], spec)
+                bad[a] = _nonfinite(red, lg[n:])
                 lp = torch.log_softmax(lg[n:].double(), dim=-1)
                 tgt = ans_ids.to(lp.device)
-                entries[p]["answer_ids"] = tgt.cpu().numpy()
-                entries[p]["answer_logp"] = lp.gather(-1, tgt[:, None])[:, 0].cpu().numpy()
+                entries[a] = {**_to_numpy(red), "target_ids": tgt.cpu().numpy(),
+                              "target_logp": lp.gather(-1, tgt[:, None])[:, 0].cpu().numpy()}
     assert scored is not None
     return entries, scored, bad
 
 
 def run_shard(loaded: Loaded, frames: dict[str, np.ndarray], prompt: dict[str, Any], spec: Any,
               out_path: str | Path, header_extra: dict[str, str] | None = None, batch_orders: bool = True,
-              answers: dict[str, str] | None = None) -> dict[str, Any]:
+              answers: dict[str, str | tuple[dict[str, Any], str]] | None = None, append_eos: bool = False,
+              ) -> dict[str, Any]:
     """Run both passes on every video of `frames` ({video_id: (F, H, W, 3) uint8}) and write one dump.
 
-    `answers` ({video_id: text}, optional, off by default) adds the target-based answer slice
-    (`answer_ids`, `answer_logp` per pass) for the videos it names. Returns a summary:
+    `answers` (optional, off by default) adds the target-based answer slice (passes `nat_answer`,
+    `rev_answer`, see `video_passes`) for the videos it names: {video_id: answer text} with the
+    shared `prompt`, or {video_id: (that video's prompt, answer text)} (`vidsme.prompts.answer_item`:
+    same system text and prefix, the video's question after the video). Returns a summary:
     {"videos": {video_id: {"status", "positions", "nonfinite": {pass: n}}},
     "n_nonfinite_videos": int, "path": str}. Status is "ok" or "nonfinite" (NaN/inf logits).
     """
@@ -152,9 +161,11 @@ def run_shard(loaded: Loaded, frames: dict[str, np.ndarray], prompt: dict[str, A
     summary: dict[str, dict[str, Any]] = {}
     t0 = time.perf_counter()
     for i, (vid, fr) in enumerate(frames.items(), 1):
+        item = (answers or {}).get(vid)
+        vprompt, answer = item if isinstance(item, tuple) else (prompt, item)
         try:
-            ent, scored, bad = video_passes(loaded, fr, prompt, spec, batch_orders=batch_orders,
-                                            answer=(answers or {}).get(vid))
+            ent, scored, bad = video_passes(loaded, fr, vprompt, spec, batch_orders=batch_orders, answer=answer,
+                                            append_eos=append_eos)
         except torch.cuda.OutOfMemoryError as e:
             raise RuntimeError(_oom_message(loaded, vid, batch_orders)) from e
         entries[vid] = ent
@@ -168,8 +179,9 @@ def run_shard(loaded: Loaded, frames: dict[str, np.ndarray], prompt: dict[str, A
         "model_id": loaded.model_id, "model_path": loaded.model_id, "revision": str(loaded.revision or ""), "dtype": loaded.dtype,
         "device": str(loaded.device), "frame_count": str(counts[0]) if len(counts) == 1 else json.dumps(counts),
         "prompt": json.dumps(prompt, sort_keys=True), "prompt_hash": prompt_hash(text), "reduce_spec": _spec_json(spec),
-        "scored_positions": json.dumps(positions, sort_keys=True), "passes": json.dumps(list(PASSES)),
-        "batch_orders": str(bool(batch_orders)), "answer_slice": str(bool(answers)), "vidsme_version": __version__,
+        "scored_positions": json.dumps(positions, sort_keys=True),
+        "passes": json.dumps(list(PASSES) + ([f"{p}_answer" for p in PASSES] if answers else [])),
+        "batch_orders": str(bool(batch_orders)), "answer_slice": str(bool(answers)), "answer_eos": str(bool(answers) and append_eos), "vidsme_version": __version__,
         "torch_version": torch.__version__, "transformers_version": _tf_version(),
     }
     for k, v in (header_extra or {}).items():  # overrides built-ins (e.g. a logical model_id)
@@ -181,7 +193,7 @@ def run_shard(loaded: Loaded, frames: dict[str, np.ndarray], prompt: dict[str, A
     return {"videos": summary, "n_nonfinite_videos": n_bad, "path": str(path)}
 
 
-_PROTECTED = {"answer_slice", "model_path", "frame_count", "prompt_hash", "reduce_spec", "scored_positions", "passes", "format",
+_PROTECTED = {"answer_slice", "answer_eos", "model_path", "frame_count", "prompt_hash", "reduce_spec", "scored_positions", "passes", "format",
               "videos", "n_tensors"}
 
 

@@ -45,11 +45,18 @@ def extract_frames(sheet: str, shard: int, shard_size: int, num_frames: int, out
     extract_shard(list(zip(rows.video_id, rows.path)), num_frames, out_npz, out_manifest, on_error=on_error)
 
 
-def model_pass(model_cfg: dict[str, Any], model_dir: str | None, frames_npz: str, manifest: str, prompt: dict[str, Any], reduce_cfg: dict[str, Any], out: str) -> dict[str, Any]:
-    """Natural and reversed passes of the target on one shard, reduced and dumped."""
+def model_pass(model_cfg: dict[str, Any], model_dir: str | None, frames_npz: str, manifest: str, prompt: dict[str, Any], reduce_cfg: dict[str, Any], out: str,
+               sheet_tsv: str | None = None, answer_cfg: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Natural and reversed passes of the target on one shard, reduced and dumped.
+
+    With `answer_cfg["enabled"]` the passes also score each video's answer tokens (the answer slice):
+    the prompt and answer of every video come from its row of `sheet_tsv` (`vidsme.prompts.answer_item`);
+    a row without a question or caption stops the step, naming the video.
+    """
     from vidsme.frames import load_frames
     from vidsme.models import load_model
     from vidsme.passes import run_shard
+    from vidsme.prompts import answer_item
     from vidsme.reduce import ReduceSpec
 
     load_keys = ("id", "revision", "dtype", "device", "attn_implementation", "trust_remote_code", "local_files_only")
@@ -59,13 +66,26 @@ def model_pass(model_cfg: dict[str, Any], model_dir: str | None, frames_npz: str
     man = pd.read_csv(manifest, sep="\t", dtype=str, keep_default_na=False)
     ok = set(man.video_id[man.status == "ok"])
     frames = {k: v for k, v in load_frames(frames_npz).items() if k in ok}
+    answers = None
+    if answer_cfg and answer_cfg.get("enabled"):
+        if sheet_tsv is None:
+            raise ValueError("the answer slice (scoring.answer_slice) needs the sample sheet")
+        rows = pd.read_csv(sheet_tsv, sep="\t", dtype=str, keep_default_na=False).set_index("video_id", drop=False)
+        answers = {vid: answer_item(rows.loc[vid].to_dict(), prompt) for vid in frames}
     loaded = load_model(cfg)
     header = {"model_source": model_cfg.get("source", ""), "model_id": str(model_cfg.get("id") or cfg["id"]), "revision": str(model_cfg.get("revision"))}
-    return run_shard(loaded, frames, prompt, ReduceSpec.from_dict(reduce_cfg), out, header_extra=header, batch_orders=model_cfg.get("batch_orders", True))
+    return run_shard(loaded, frames, prompt, ReduceSpec.from_dict(reduce_cfg), out, header_extra=header, batch_orders=model_cfg.get("batch_orders", True),
+                     answers=answers, append_eos=bool((answer_cfg or {}).get("append_eos")))
 
 
-def position_series(dump: str, qr_tsv: str, out: str, fixed_q: float, fixed_r: float) -> None:
-    """Per-position series of every attack for one shard, at each video's adaptive (q, r)."""
+SLICES = {"video": ("nat", "rev"), "answer": ("nat_answer", "rev_answer")}  # scored slice -> dump pass names
+
+
+def position_series(dump: str, qr_tsv: str, out: str, fixed_q: float, fixed_r: float, slice_name: str = "video") -> None:
+    """Per-position series of every attack for one shard, at each video's adaptive (q, r).
+
+    `slice_name`: "video" (the video-token positions, the paper's method) or "answer" (the answer tokens,
+    true targets; needs a dump made with the answer slice)."""
     from safetensors.numpy import save_file
 
     from vidsme.attacks import n_excluded
@@ -73,6 +93,9 @@ def position_series(dump: str, qr_tsv: str, out: str, fixed_q: float, fixed_r: f
     from vidsme.dump import read_shard
     from vidsme.reduce import PassStats
 
+    if slice_name not in SLICES:
+        raise ValueError(f"unknown slice {slice_name!r}; known: {', '.join(SLICES)}")
+    pn, pr = SLICES[slice_name]
     header, entries = read_shard(dump)
     qr = pd.read_csv(qr_tsv, sep="\t", dtype={"video_id": str}).set_index("video_id")
     tensors: dict[str, np.ndarray] = {}
@@ -80,7 +103,10 @@ def position_series(dump: str, qr_tsv: str, out: str, fixed_q: float, fixed_r: f
         if vid not in qr.index:
             log.warning("%s: no (q, r) (skipped at the statistics stage); not scored", vid)
             continue
-        nat, rev = PassStats.from_arrays(passes["nat"]), PassStats.from_arrays(passes["rev"])
+        if pn not in passes or pr not in passes:
+            raise ValueError(f"{dump}: video {vid} has no {slice_name} slice (passes {sorted(passes)}); "
+                             "the answer slice needs scoring.answer_slice.enabled when the passes run")
+        nat, rev = PassStats.from_arrays(passes[pn]), PassStats.from_arrays(passes[pr])
         if n_excluded(nat, rev):
             log.warning("%s: %d of %d positions have non-finite logits; excluded from every series", vid, n_excluded(nat, rev), nat.n_positions)
         q, r = float(qr.at[vid, "q"]), float(qr.at[vid, "r"])
@@ -89,7 +115,7 @@ def position_series(dump: str, qr_tsv: str, out: str, fixed_q: float, fixed_r: f
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"source_dump": str(dump), "model_id": header.get("model_id", "")})
+    save_file(tensors, str(tmp), metadata={"source_dump": str(dump), "model_id": header.get("model_id", ""), "slice": slice_name})
     os.replace(tmp, path)
 
 

@@ -264,7 +264,10 @@ def reduce_logits(logits: Tensor, spec: ReduceSpec | None = None, chunk: int | N
 class PassStats:
     """Per-position quantities of one model pass, reconstructed from `reduce_logits` arrays (numpy).
 
-    Every accessor returns float64 [P]; positions flagged `nonfinite` give NaN.
+    Every accessor returns float64 [P]; positions flagged `nonfinite` give NaN. The target y of the
+    target-based quantities (`target_logp`, `mod_entropy`, `mod_renyi`, `minkpp`) is the argmax
+    (video positions, METHOD section 8) unless the arrays carry true targets, `target_ids` and
+    `target_logp` (the answer slice); the stored sums over j != argmax are then moved to j != y.
     """
 
     REQUIRED = ("top_logp", "argmax", "tail_logmass", "tail_h", "tail_nodes", "plogp", "var_logp",
@@ -291,6 +294,33 @@ class PassStats:
         self._s = {k: a[k].astype(np.float64) for k in
                    ("plogp", "var_logp", "mod_ent_rest", "mod_ren_rest", "p2_rest", "sum_p2", "sum_sqrtp")}
         self.mean_probs = a["mean_probs"].astype(np.float64) if "mean_probs" in a else None
+        self.target_ids: np.ndarray | None = None
+        self._ly = self.top_logp[:, 0]
+        if ("target_ids" in a) != ("target_logp" in a):
+            raise ValueError("PassStats: target_ids and target_logp come together")
+        if "target_ids" in a:
+            if a["target_ids"].shape != (n,) or a["target_logp"].shape != (n,):
+                raise ValueError(f"PassStats: target_ids/target_logp must have shape ({n},)")
+            self.target_ids = a["target_ids"].astype(np.int64)
+            self._ly = np.where(self.nonfinite, np.nan, a["target_logp"].astype(np.float64))
+            self._retarget()
+
+    def _retarget(self) -> None:
+        """Move the sums over j != argmax to j != y where the true target y is not the argmax:
+        rest_y = rest_argmax + t(p_argmax) - t(p_y) for each summand t. 1 - p_argmax is taken as the
+        mass of every other token (accurate when p_argmax ~ 1); p_y <= 1/2 there, so 1 - p_y is too."""
+        other = self.target_ids != self.argmax
+        if not other.any():
+            return
+        la, ly = self.top_logp[other, 0], self._ly[other]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log1m_a = np.logaddexp(np.logaddexp.reduce(self.top_logp[other, 1:], axis=1), self.tail_logmass[other])
+            log1m_y = np.log(-np.expm1(ly))
+        pa, py = np.exp(la), np.exp(ly)
+        s = self._s
+        s["mod_ent_rest"][other] += pa * log1m_a - py * log1m_y
+        s["mod_ren_rest"][other] += pa * np.expm1(0.5 * log1m_a) - py * np.expm1(0.5 * log1m_y)
+        s["p2_rest"][other] += pa**2 - py**2
 
     @classmethod
     def from_arrays(cls, d: dict[str, np.ndarray]) -> "PassStats":
@@ -359,8 +389,8 @@ class PassStats:
 
     @property
     def target_logp(self) -> np.ndarray:
-        """log p of the argmax token (the target at video positions)."""
-        return self.top_logp[:, 0]
+        """log p_y of the target: the argmax (video positions) or the true token (answer slice)."""
+        return self._ly
 
     @property
     def gap(self) -> np.ndarray:
@@ -370,7 +400,7 @@ class PassStats:
     @property
     def mod_entropy(self) -> np.ndarray:
         """-(1-p_y) log p_y - sum_{j != y} p_j log(1 - p_j)."""
-        ly = self.top_logp[:, 0]
+        ly = self._ly
         return np.expm1(ly) * ly - self._s["mod_ent_rest"]
 
     def mod_renyi(self, alpha: float) -> np.ndarray:
@@ -385,7 +415,7 @@ class PassStats:
             rest = -self._s["p2_rest"]
         else:
             raise ValueError(f"mod_renyi: alpha={alpha} unsupported; the dump stores |1-alpha| in {{0.5, 1}} (alpha 0.5, 2)")
-        ly = self.top_logp[:, 0]
+        ly = self._ly
         return -(1.0 / a) * (-np.expm1(ly) * np.expm1(a * ly) + rest)
 
     @property
@@ -394,7 +424,7 @@ class PassStats:
         mu, var = self._s["plogp"], np.maximum(self._s["var_logp"], 0.0)
         sd = np.sqrt(var)
         with np.errstate(divide="ignore", invalid="ignore"):
-            z = (self.top_logp[:, 0] - mu) / sd
+            z = (self._ly - mu) / sd
         return np.where(sd > 0, z, np.where(np.isnan(sd), np.nan, 0.0))
 
     def seq_sme(self, q: float, r: float) -> float:

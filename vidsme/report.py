@@ -29,8 +29,9 @@ def main_table(metrics: pd.DataFrame, main_k: float, fprs: list[float]) -> pd.Da
     return pd.DataFrame(cols).sort_values("AUC", ascending=False).reset_index(drop=True)
 
 
-def write_tables(metrics_tsv: str, md: str, csv: str, tex: str, k_sweep: str, main_k: float, fprs: list[float]) -> pd.DataFrame:
-    """The main table in three formats, and the AUC-versus-K sweep."""
+def write_tables(metrics_tsv: str, md: str, csv: str, tex: str, k_sweep: str, main_k: float, fprs: list[float],
+                 title: str = "") -> pd.DataFrame:
+    """The main table in three formats, and the AUC-versus-K sweep; `title` heads the Markdown."""
     metrics = pd.read_csv(metrics_tsv, sep="\t")
     t = main_table(metrics, main_k, fprs)
     t.to_csv(csv, index=False)
@@ -40,7 +41,7 @@ def write_tables(metrics_tsv: str, md: str, csv: str, tex: str, k_sweep: str, ma
             shown[c] = shown[c].map(_pct)
     shown["K"] = [("" if (isinstance(k, float) and math.isnan(k)) else f"{100 * k:g}%") for k in t["K"]]
     n1, n0 = int(metrics["n_members"].iloc[0]), int(metrics["n_nonmembers"].iloc[0])
-    header = f"Members: {n1}, non-members: {n0}. Scores: higher = member. Values in %.\n\n"
+    header = (f"**{title}.** " if title else "") + f"Members: {n1}, non-members: {n0}. Scores: higher = member. Values in %.\n\n"
     Path(md).write_text(header + _markdown(shown) + "\n")
     Path(tex).write_text(_latex(shown))
     sweep = metrics[metrics["k"].notna()].pivot_table(index="attack", columns="k", values="auc")
@@ -204,17 +205,22 @@ def frames_ablation(metrics_files: list[str], frames: list[int], table: str, fig
     return df
 
 
-def targets_ablation(metrics_files: list[str], memorisation_files: list[str], variants: list[str], table: str, main_k: float) -> pd.DataFrame:
-    """Every attack's AUC and TPR@5%FPR on each target variant, next to its memorisation evidence."""
+def targets_ablation(metrics_files: list[str], memorisation_files: list[str], variants: list[str], table: str, main_k: float,
+                     answer_files: list[str] | None = None) -> pd.DataFrame:
+    """Every attack's AUC and TPR@5%FPR on each target variant, next to its memorisation evidence.
+
+    One row per variant, scored slice ("video"; "answer" too when `answer_files` are given) and attack."""
     import json
 
+    slices = [("video", metrics_files)] + ([("answer", answer_files)] if answer_files else [])
     rows = []
-    for f, mf, v in zip(metrics_files, memorisation_files, variants):
-        ev = json.loads(Path(mf).read_text()).get("eval", {})
-        m = _at_main_k(pd.read_csv(f, sep="\t"), main_k)
-        for r in m.to_dict("records"):
-            rows.append({"variant": v, "attack": r["attack"], "auc": r["auc"], "tpr@0.05": r["tpr@0.05"],
-                         "answer_loss_gap": ev.get("gap"), "answer_loss_auc": ev.get("auc")})
+    for name, files in slices:
+        for f, mf, v in zip(files, memorisation_files, variants, strict=True):
+            ev = json.loads(Path(mf).read_text()).get("eval", {})
+            m = _at_main_k(pd.read_csv(f, sep="\t"), main_k)
+            for r in m.to_dict("records"):
+                rows.append({"variant": v, "slice": name, "attack": r["attack"], "auc": r["auc"], "tpr@0.05": r["tpr@0.05"],
+                             "answer_loss_gap": ev.get("gap"), "answer_loss_auc": ev.get("auc")})
     df = pd.DataFrame(rows)
     df.to_csv(table, index=False)
     return df

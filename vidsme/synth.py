@@ -36,7 +36,7 @@ DEFAULTS: dict[str, Any] = {
 }
 FULL: dict[str, Any] = {**DEFAULTS, "n_eval": 600, "n_val": 200, "n_pretrain": 3000, "real_stride": 16}
 
-from vidsme.prompts import CAPTION_INSTRUCTION, SYSTEM_CAPTION, SYSTEM_QA  # noqa: E402,F401 (re-exported)
+from vidsme.prompts import CAPTION_INSTRUCTION, SYSTEM_CAPTION, SYSTEM_QA, format_answer, format_question  # noqa: E402,F401 (re-exported)
 
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (220, 30, 30), "green": (30, 190, 40), "blue": (40, 60, 230), "yellow": (240, 220, 30),
@@ -67,20 +67,6 @@ CONTENT_ANSWER = {"bigbuckbunny": 0, "bikes": 1, "carphone": 2}
 
 
 # ----------------------------------------------------------------------------- QA formatting
-
-def format_question(question: str, options: list[str]) -> str:
-    """The paper's multiple-choice user text (METHOD section 5)."""
-    letters = "ABCDEFGH"
-    if not 2 <= len(options) <= len(letters):
-        raise ValueError(f"need 2-{len(letters)} options, got {len(options)}: {options!r}")
-    body = "\n".join(f"({letters[i]}) {o}" for i, o in enumerate(options))
-    return f"Question: {question}\nOptions:\n{body}\nOnly give the best option."
-
-
-def format_answer(options: list[str], index: int) -> str:
-    """The answer string, e.g. ``(B) left``."""
-    return f"({'ABCDEFGH'[index]}) {options[index]}"
-
 
 def _qa(rng: np.random.Generator, kind: str, question: str, correct: str, distractors: list[str],
         temporal: bool) -> dict[str, Any]:
