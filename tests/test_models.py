@@ -8,7 +8,7 @@ import torch
 
 from vidsme.models import ModelLoadError, build_inputs, load_model, render_prompt
 from vidsme.passes import forward_scored
-from vidsme.tiny import FAMILIES, TinySizes, build_tiny
+from vidsme.tiny import FAMILIES, TinySizes
 
 S, P = TinySizes().image_size, TinySizes().patch_size
 G = S // P  # patches per side
