@@ -94,9 +94,13 @@ rule terciles:
 
 rule ablation_frames:
     input:
-        expand(
+        metrics=expand(
             f"{RES}/metrics/{MODEL}/F{{F}}/metrics.tsv",
             F=config["ablations"]["frames"],
+        ),
+        answer=expand(
+            f"{RES}/metrics/{MODEL}/F{{F}}/metrics_answer.tsv",
+            F=config["ablations"]["frames"] if ANSWER else [],
         ),
     output:
         table=f"{RES}/tables/ablation_frames.csv",

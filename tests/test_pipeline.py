@@ -72,3 +72,6 @@ def test_ablation_tables(tmp_path: Path) -> None:
     assert len(t) == 8 and t.groupby("slice").size().to_dict() == {"answer": 4, "video": 4}
     f = report.frames_ablation([str(tmp_path / "m.tsv")] * 2, [4, 8], str(tmp_path / "f.csv"), str(tmp_path / "f.png"), 0.1)
     assert sorted(f.frames.unique()) == [4, 8] and (tmp_path / "f.png").stat().st_size > 1000
+    f = report.frames_ablation([str(tmp_path / "m.tsv")] * 2, [4, 8], str(tmp_path / "f.csv"), str(tmp_path / "f.png"), 0.1,
+                               answer_files=[str(tmp_path / "m.tsv")] * 2)
+    assert set(f.slice) == {"video", "answer"} and len(f) == 2 * len(f[f.slice == "video"])

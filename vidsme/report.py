@@ -184,22 +184,32 @@ def terciles_table(scores_tsv: str, qr_tsv: str, out: str, main_k: float) -> pd.
     return t
 
 
-def frames_ablation(metrics_files: list[str], frames: list[int], table: str, figure: str, main_k: float) -> pd.DataFrame:
-    """AUC and TPR@5%FPR of every attack against the number of sampled frames."""
+def frames_ablation(metrics_files: list[str], frames: list[int], table: str, figure: str, main_k: float,
+                    answer_files: list[str] | None = None) -> pd.DataFrame:
+    """AUC and TPR@5%FPR of every attack against the number of sampled frames.
+
+    With `answer_files` the answer-token slice is tabulated too (column `slice`) and its perplexity
+    (the answer loss) and Vid-SME are drawn dashed next to the six best video-position attacks."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    parts = [_at_main_k(pd.read_csv(f, sep="\t"), main_k).assign(frames=n) for f, n in zip(metrics_files, frames)]
+    slices = [("video", metrics_files)] + ([("answer", answer_files)] if answer_files else [])
+    parts = [_at_main_k(pd.read_csv(f, sep="\t"), main_k).assign(frames=n, slice=name)
+             for name, files in slices for f, n in zip(files, frames, strict=True)]
     df = pd.concat(parts)
-    df = df[[c for c in ("attack", "frames", "auc", "auc_lo", "auc_hi", "acc", "tpr@0.05") if c in df.columns]]
+    df = df[[c for c in ("slice", "attack", "frames", "auc", "auc_lo", "auc_hi", "acc", "tpr@0.05") if c in df.columns]]
     df.to_csv(table, index=False)
-    best = df.groupby("attack").auc.mean().sort_values(ascending=False).index[:6]
+    video = df[df.slice == "video"]
+    best = video.groupby("attack").auc.mean().sort_values(ascending=False).index[:6]
     fig, ax = plt.subplots(figsize=(6, 4))
     for a in best:
-        g = df[df.attack == a].sort_values("frames")
+        g = video[video.attack == a].sort_values("frames")
         ax.plot(g.frames, g.auc, marker="o", label=a)
+    for a in ("perplexity", "vid_sme") if answer_files else ():
+        g = df[(df.slice == "answer") & (df.attack == a)].sort_values("frames")
+        ax.plot(g.frames, g.auc, marker="s", ls="--", label=f"{a} (answer tokens)")
     ax.set_xscale("log", base=2)
     _save_auc_plot(fig, ax, "frames sampled (F)", figure)
     return df
