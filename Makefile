@@ -12,7 +12,7 @@ export PYTHONHASHSEED := 0
 
 .PHONY: env reproduce test test-fast lint bench share pull
 EXP ?= embedded
-SHARE_INPUTS ?= data/embedded
+SHARE_INPUTS ?=
 
 # One environment per lock file, reused across runs and checkouts.
 $(VENV)/.ready: requirements.lock

@@ -15,6 +15,7 @@ LOGS = f"logs/{EXP}"
 BENCH = f"benchmarks/out/{EXP}"
 KIND = config["dataset"]["kind"]
 EMBEDDED = KIND == "embedded"
+DATA = f"data/{EXP}"  # embedded experiments: the generated videos and sheet
 ANSWER = config["scoring"]["answer_slice"]["enabled"]
 # Scored slice, as a file-name tag: "" = the video-token positions (the paper's method),
 # "_answer" = the answer tokens (extension, scoring.answer_slice).
@@ -46,7 +47,7 @@ MODEL = model_key()
 def sheet_path():
     """The sample sheet the workflow reads (generated for the embedded default)."""
     if EMBEDDED:
-        return "data/embedded/samples.tsv"
+        return f"{DATA}/samples.tsv"
     if KIND == "paper":
         return f"{RES}/paper_sheet.tsv"
     sheet = config["dataset"]["samples"]

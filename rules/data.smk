@@ -3,12 +3,12 @@
 
 rule embedded_data:
     output:
-        sheet="data/embedded/samples.tsv",
-        videos=directory("data/embedded/videos"),
+        sheet=f"{DATA}/samples.tsv",
+        videos=directory(f"{DATA}/videos"),
     log:
-        "logs/embedded_data.log",
+        f"{LOGS}/embedded_data.log",
     benchmark:
-        "benchmarks/out/embedded_data.tsv"
+        f"{BENCH}/embedded_data.tsv"
     conda:
         "../environment.yml"
     resources:
@@ -23,7 +23,7 @@ rule embedded_data:
 
 rule train_target:
     input:
-        sheet="data/embedded/samples.tsv",
+        sheet=f"{DATA}/samples.tsv",
     output:
         model=directory(f"{RES}/target/{{variant}}/model"),
         curve=f"{RES}/target/{{variant}}/train_log.tsv",

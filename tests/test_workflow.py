@@ -163,3 +163,17 @@ def test_same_seed_same_scores(finished_run: Path, tmp_path: Path) -> None:
     snakemake(wd, "--cores", "2", "--configfile", "test.yaml", "--until", "metrics")
     for rel in ("scores/tiny/F4/scores.tsv", "metrics/tiny/F4/metrics.tsv", "scores/tiny/F4/scores_answer.tsv"):
         assert (wd / "results" / "t" / rel).read_bytes() == (finished_run / "results" / "t" / rel).read_bytes(), rel
+
+
+def test_full_config_plans_the_larger_experiment_in_its_own_folders(wd: Path) -> None:
+    """config/full.yaml is the package's FULL settings; its data and results do not touch the default's."""
+    from vidsme import synth, train
+
+    cfg = yaml.safe_load((wd / "config" / "full.yaml").read_text())
+    assert {**synth.DEFAULTS, **cfg["embedded"]["synth"]} == synth.FULL
+    assert {**train.DEFAULTS, **cfg["embedded"]["train"]} == train.FULL
+    out = snakemake(wd, "-n", "--configfile", "config/full.yaml").stdout
+    jobs = planned_jobs(out)
+    assert jobs["model_pass"] == 38 and jobs["train_target"] == 1  # ceil(600 / 16) shards
+    assert "data/embedded_full/samples.tsv" in out and "results/embedded_full/tables/main.md" in out
+    assert "data/embedded/" not in out and "results/embedded/" not in out

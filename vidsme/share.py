@@ -33,19 +33,19 @@ METADATA = Path(".snakemake/metadata")
 SHARE = Path("share")
 SNAPSHOT = SHARE / "snakemake-metadata"
 MTIMES = SHARE / "mtimes.tsv"
-INPUTS = (Path("data/embedded"),)  # generated inputs of the embedded default, when present
 EXPENSIVE = ("target", "dumps")  # fine-tuned target and model-pass dumps (results/{exp}/...)
 DVC = (sys.executable, "-m", "dvc")  # the dvc installed beside this interpreter
 STEP_NS = 10_000  # 10 us between restored times: well above float64 resolution of epoch seconds
 
 
 def artifact_paths(workdir: Path, experiment: str, inputs: tuple[str | Path, ...] = ()) -> list[Path]:
-    """Paths (relative to ``workdir``) to track with DVC: inputs, results/{exp}/*, and share/."""
+    """Paths (relative to ``workdir``) to track with DVC: data/{exp} (the embedded experiments' generated
+    videos, when present), the given inputs, results/{exp}/*, and share/."""
     workdir = Path(workdir)
     res = Path("results") / experiment
     if not (workdir / res).is_dir():
         raise FileNotFoundError(f"no results for experiment {experiment!r}: {workdir / res} is missing (run the workflow first)")
-    paths = [p for p in INPUTS if (workdir / p).exists()]
+    paths = [p for p in (Path("data") / experiment,) if (workdir / p).exists()]  # embedded: the generated videos
     for extra in map(Path, inputs):
         if extra.is_absolute() or ".." in extra.parts:
             raise ValueError(f"input {extra} must be a path inside the work directory")

@@ -34,7 +34,7 @@ DEFAULTS: dict[str, Any] = {
     "real_stride": 32,  # frames between window starts (= n_frames: no overlap)
     "noise": 2.0,  # sensor noise std (0-255 scale)
 }
-FULL: dict[str, Any] = {**DEFAULTS, "n_eval": 600, "n_val": 200, "n_pretrain": 3000, "real_stride": 16}
+FULL: dict[str, Any] = {**DEFAULTS, "n_eval": 600, "n_val": 200, "n_pretrain": 3000, "real_stride": 16}  # config/full.yaml
 
 from vidsme.prompts import CAPTION_INSTRUCTION, SYSTEM_CAPTION, SYSTEM_QA, format_answer, format_question  # noqa: E402,F401 (re-exported)
 

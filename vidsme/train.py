@@ -48,7 +48,7 @@ DEFAULTS: dict[str, Any] = {
     "augment": "none",  # none | reverse | shuffle: temporal-order augmentation (p = 0.5)
     "threads": 1,  # torch threads; 2 collapses (measured 0.2-5.9 s/step vs 0.08) when another process shares the 2 cores
 }
-FULL: dict[str, Any] = {**DEFAULTS, "pretrain_epochs": 4, "epochs": 100}
+FULL: dict[str, Any] = {**DEFAULTS, "pretrain_epochs": 4, "epochs": 100}  # config/full.yaml
 # Tiny model sizes for vidsme.tiny.build_tiny in the embedded default.
 TINY_SIZES: dict[str, int] = {"hidden_size": 128, "num_layers": 4, "num_heads": 4, "num_kv_heads": 2,
                               "intermediate_size": 256, "vision_hidden_size": 64, "vision_layers": 2,
