@@ -37,6 +37,7 @@ def test_report_embeds_main_table_and_figures(finished_run: Path) -> None:  # no
     text = decoded(table)
     assert text == (finished_run / res / "tables" / "main.md").read_bytes()
     assert b"| AUC" in text or b"AUC |" in text
+    assert decoded(results[f"{res}/tables/main_answer.md"]).startswith(b"**Answer tokens.**")  # the extension's table
     for fig in ("roc.png", "score_hist.png", "qr_hist.png", "auc_vs_k.png"):
         data = decoded(results[f"{res}/figures/{fig}"])
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and data == (finished_run / res / "figures" / fig).read_bytes()
