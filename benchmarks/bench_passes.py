@@ -6,7 +6,9 @@ A tiny LLaVA-NeXT-Video (padded to a realistic vocabulary) runs both passes of o
 - `batched`  : natural + reversed as one batch of 2, lm_head on scored rows, reduce on device (default);
 - `separate` : the two orders as two batch-1 forwards;
 - `full`     : lm_head on every position, scored rows sliced afterwards;
-- `host`     : logits moved to the host and reduced there.
+- `host`     : logits moved to the host and reduced there;
+- `answer`   : `batched` plus the answer slice (untruncated prompt, a short answer + eos appended and
+               reduced too), the embedded default's setting.
 
 Reports median wall time per video (both passes, forward + reduce; and forward alone), variants
 interleaved within each repeat so that a shared CPU slows them alike, and the peak memory of one
@@ -37,6 +39,8 @@ VARIANTS = {
     "separate": dict(batch_orders=False, full_logits=False, reduce_on_host=False),
     "full": dict(batch_orders=True, full_logits=True, reduce_on_host=False),
     "host": dict(batch_orders=True, full_logits=False, reduce_on_host=True),
+    "answer": dict(batch_orders=True, full_logits=False, reduce_on_host=False, answer="(B) the red circle moves left",
+                   append_eos=True),
 }
 
 
@@ -62,13 +66,17 @@ def _setup(model_dir: str, device: str, frames: int, size: int):
 def _forward_only(lm, fr, kw) -> None:
     import torch
 
-    from vidsme.models import build_inputs
+    from vidsme.models import append_answer, build_inputs
     from vidsme.passes import forward_scored
 
+    answer = kw.get("answer")
     with torch.inference_mode():
         groups = [[fr, fr[::-1].copy()]] if kw["batch_orders"] else [[fr], [fr[::-1].copy()]]
         for g in groups:
-            inputs, pos = build_inputs(lm, g, PROMPT)
+            inputs, pos = build_inputs(lm, g, PROMPT, truncate=answer is None)
+            if answer is not None:
+                inputs, _, ans_pos = append_answer(lm, inputs, answer, eos=kw["append_eos"])
+                pos = torch.cat([pos, ans_pos])
             lg = forward_scored(lm, inputs, pos, full_logits=kw["full_logits"])
             if kw["reduce_on_host"]:
                 lg.cpu()
