@@ -31,7 +31,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vidsme.reduce import ReduceSpec, position_quantities, reduce_logits  # noqa: E402
+from fastpath import position_quantities  # noqa: E402
+from vidsme.reduce import ReduceSpec, reduce_logits  # noqa: E402
 from vidsme.sme import sme_reference  # noqa: E402
 
 

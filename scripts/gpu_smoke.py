@@ -31,7 +31,7 @@ TOL = {  # dtype -> quantity -> (rtol, atol)
 
 
 def quantities(entries: dict) -> dict[str, np.ndarray]:
-    from vidsme.reduce import PassStats
+    from vidsme.passstats import PassStats
 
     out = {}
     for vid, passes in sorted(entries.items()):

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from vidsme.attacks import ATTACKS, K_GRID, aggregate, max_k, min_k, n_excluded, position_series, raw_value
-from vidsme.reduce import PassStats, ReduceSpec, reduce_logits
+from vidsme.passstats import PassStats
+from vidsme.reduce import ReduceSpec, reduce_logits
 from vidsme.sme import sme_from_logits
 
 

@@ -14,7 +14,8 @@ import torch
 from vidsme.dump import read_shard
 from vidsme.models import build_inputs, load_model, prompt_hash, render_prompt
 from vidsme.passes import PASSES, forward_scored, positions_from_runs, run_shard, video_passes
-from vidsme.reduce import PassStats, ReduceSpec, reduce_logits
+from vidsme.passstats import PassStats
+from vidsme.reduce import ReduceSpec, reduce_logits
 from vidsme.tiny import FAMILIES, build_tiny
 
 ROOT = Path(__file__).resolve().parents[1]

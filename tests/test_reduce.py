@@ -10,7 +10,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vidsme.reduce import PassStats, ReduceSpec, position_quantities, reduce_logits
+from fastpath import position_quantities
+from vidsme.passstats import PassStats
+from vidsme.reduce import ReduceSpec, reduce_logits
 from vidsme.sme import sme_from_logits, sme_from_tilt, tilt_sum
 
 V_PAPER = 152_064

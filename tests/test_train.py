@@ -136,7 +136,8 @@ def test_answer_slice_reproduces_the_training_answer_loss(trained, data, tmp_pat
     from vidsme.models import load_model
     from vidsme.passes import run_shard
     from vidsme.prompts import QA_PREFIX, QA_TEXT, SYSTEM_QA, answer_item
-    from vidsme.reduce import PassStats, ReduceSpec
+    from vidsme.passstats import PassStats
+    from vidsme.reduce import ReduceSpec
 
     out, _ = trained
     _, df, frames = data

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vidsme.reduce import PassStats
+from vidsme.passstats import PassStats
 
 K_GRID: tuple[float, ...] = (0.0, 0.05, 0.1, 0.3, 0.6, 0.9, 1.0)
 FIXED_Q, FIXED_R = 1.5, 1.05  # fixed-(q, r) ablation: midpoints of the adaptive ranges [1, 2] x [1, 1.1]

@@ -91,7 +91,7 @@ def position_series(dump: str, qr_tsv: str, out: str, fixed_q: float, fixed_r: f
     from vidsme.attacks import n_excluded
     from vidsme.attacks import position_series as series_of
     from vidsme.dump import read_shard
-    from vidsme.reduce import PassStats
+    from vidsme.passstats import PassStats
 
     if slice_name not in SLICES:
         raise ValueError(f"unknown slice {slice_name!r}; known: {', '.join(SLICES)}")

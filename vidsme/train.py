@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from vidsme import synth
+from vidsme.prompts import CAPTION_INSTRUCTION, QA_PREFIX, SYSTEM_CAPTION, SYSTEM_QA, format_question
 
 _LOG = logging.getLogger(__name__)
 
@@ -54,7 +54,6 @@ TINY_SIZES: dict[str, int] = {"hidden_size": 128, "num_layers": 4, "num_heads": 
                               "intermediate_size": 256, "vision_hidden_size": 64, "vision_layers": 2,
                               "vision_heads": 2, "image_size": 32, "patch_size": 8, "vocab_size": 1000}
 AUGMENTS = ("none", "reverse", "shuffle")
-from vidsme.prompts import QA_PREFIX  # noqa: E402
 IGNORE = -100
 
 
@@ -90,12 +89,12 @@ def _cfg(cfg: dict[str, Any] | None) -> dict[str, Any]:
 
 def qa_prompt(question: str, options: list[str]) -> dict[str, str]:
     """The attack's multiple-choice prompt (METHOD section 5) in `vidsme.models.render_prompt` form."""
-    return {"system": synth.SYSTEM_QA, "text": synth.format_question(question, options), "assistant_prefix": QA_PREFIX}
+    return {"system": SYSTEM_QA, "text": format_question(question, options), "assistant_prefix": QA_PREFIX}
 
 
 def caption_prompt() -> dict[str, str]:
     """The caption prompt (METHOD section 5)."""
-    return {"system": synth.SYSTEM_CAPTION, "text": synth.CAPTION_INSTRUCTION}
+    return {"system": SYSTEM_CAPTION, "text": CAPTION_INSTRUCTION}
 
 
 def video_example(loaded: Any, prompt: dict[str, str], answer: str, video: str, n_frames: int,
@@ -349,7 +348,7 @@ def train(model_dir: Path, samples: pd.DataFrame, out_dir: Path, cfg: dict[str, 
             exs.append(video_example(loaded, caption_prompt(), str(row["caption"]), vid, nf)[0])
             exs.append(text_example(loaded, str(row["caption"]), vid))
             for q in row["qa"]:
-                exs.append(text_example(loaded, synth.format_question(q["question"], q["options"]) + " "
+                exs.append(text_example(loaded, format_question(q["question"], q["options"]) + " "
                                         + QA_PREFIX + q["answer"], vid))
             n_pre += 1
         _run_stage(model, exs, pixels.cache, int(c["pretrain_epochs"]), float(c["pretrain_lr"]), c, "pretrain",
