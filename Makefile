@@ -10,7 +10,7 @@ CORES ?= 2
 CONFIG ?= config/config.yaml
 export PYTHONHASHSEED := 0
 
-.PHONY: env reproduce test test-fast lint bench share pull
+.PHONY: env reproduce check test test-fast lint bench share pull
 EXP ?= embedded
 SHARE_INPUTS ?=
 
@@ -27,7 +27,11 @@ env: $(VENV)/.ready
 reproduce: env
 	@start=$$(date +%s); \
 	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG) --printshellcmds && \
-	echo "Done in $$(( $$(date +%s) - start )) s. Tables: results/embedded/tables/  Figures: results/embedded/figures/  README of outputs: results/README.md"
+	echo "Done in $$(( $$(date +%s) - start )) s. Tables: results/embedded/tables/  Figures: results/embedded/figures/  README of outputs: results/README.md" && \
+	$(BIN)/python -m vidsme.check --configfile $(CONFIG)
+
+check: env     ## compare a finished run with results/expected/ (EXP=name or CONFIG=file; TARGET=all|ablations|controls)
+	$(BIN)/python -m vidsme.check $(if $(filter command line,$(origin EXP)),-e $(EXP),--configfile $(CONFIG)) -t $(or $(TARGET),all)
 
 test: env
 	$(BIN)/python -m pytest -n $(CORES) -q tests

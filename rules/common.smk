@@ -8,6 +8,11 @@ from snakemake.utils import validate
 
 validate(config, schema="../config/schemas/config.schema.yaml", set_default=True)
 
+if config["numerics"]["pin"]:  # before any job starts: every job process inherits the pinned kernels
+    from vidsme.numerics import pin_environment
+
+    pin_environment(os.environ, config["numerics"]["threads"])
+
 EXP = config["experiment"]
 F = config["frames"]["num_frames"]
 RES = f"results/{EXP}"
@@ -181,3 +186,20 @@ def ablation_outputs():
     if EMBEDDED and config["ablations"]["variants"]:
         out.append(f"{RES}/tables/ablation_targets.csv")
     return out
+
+
+def expected_inputs(w):
+    """The run's outputs that results/expected/{experiment} holds (and those expected files)."""
+    from vidsme.check import expected_files
+
+    root = Path("results/expected") / EXP
+    files = expected_files(root) if root.is_dir() else []
+    if not files:
+        raise ValueError(
+            f"no expected results for experiment {EXP!r} in {root}: `vidsme check --update` writes them from a finished run"
+        )
+    return {
+        "run": [f"{RES}/{rel}" for rel in files],
+        "expected": [str(root / rel) for rel in files],
+    }
+

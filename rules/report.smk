@@ -139,3 +139,16 @@ rule ablation_targets:
         main_k=config["scoring"]["main_k"],
     script:
         "../scripts/ablation_targets.py"
+
+
+rule check:
+    input:
+        unpack(expected_inputs),
+    output:
+        f"{RES}/check.tsv",
+    log:
+        f"{LOGS}/check.log",
+    params:
+        experiment=EXP,
+    script:
+        "../scripts/check.py"

@@ -25,6 +25,11 @@ def logged(path: str | Path | None) -> Iterator[logging.Logger]:
         log.addHandler(h)
     logging.captureWarnings(True)
     try:
+        from vidsme.numerics import apply_in_process
+
+        pinned = apply_in_process()  # pinned runs: fixed thread pools, AVX2 kernels checked
+        if pinned:
+            log.info("numerics pinned: %s", pinned)
         yield log
     except BaseException:
         log.error("failed:\n%s", traceback.format_exc())

@@ -188,12 +188,16 @@ def provenance(config: dict[str, Any], model_key: str, out: str, root: str = "."
         "config": config,
     }
     try:
+        import cv2  # noqa: F401  (imported so that `effective` reports its dispatch)
         import torch
         import transformers
 
         info["torch"], info["transformers"] = torch.__version__, transformers.__version__
     except ImportError:
         pass
+    from vidsme.numerics import effective
+
+    info["numerics"] = effective()
     Path(out).write_text(json.dumps(info, indent=2, default=str))
     return info
 
