@@ -8,7 +8,8 @@ from snakemake.utils import validate
 
 validate(config, schema="../config/schemas/config.schema.yaml", set_default=True)
 
-if config["numerics"]["pin"]:  # before any job starts: every job process inherits the pinned kernels
+# Before any job starts: every job process inherits the pinned kernels (vidsme/numerics.py).
+if config["numerics"]["pin"]:
     from vidsme.numerics import pin_environment
 
     pin_environment(os.environ, config["numerics"]["threads"])
