@@ -20,7 +20,7 @@ import torch
 
 from vidsme import longva
 from vidsme.longva import LongVAError, convert
-from vidsme.tensorfile import OutTensor, TensorFileError, read_header, write_file
+from vidsme.tensorfile import OutTensor, TensorFileError, copy_bytes, read_header, write_file
 
 FIX = Path(__file__).resolve().parent / "fixtures" / "longva"
 CKPT = FIX / "ckpt"
@@ -165,6 +165,39 @@ def test_model_pass_dump_equals_reduced_longva_logits(loaded, rec, meta, tmp_pat
                 assert np.array_equal(got[k], w), order
             else:
                 np.testing.assert_allclose(got[k], w, rtol=1e-4, atol=1e-5, err_msg=f"{order}/{k}")
+
+
+def _merged(tmp_path: Path, drop: tuple[str, ...] = ()) -> Path:
+    """The fixture as one model.safetensors (no index), without the tensors in `drop`."""
+    src = Path(shutil.copytree(CKPT, tmp_path / "single", ignore=shutil.ignore_patterns("model*")))
+    infos = [t for f in sorted(CKPT.glob("model-*.safetensors")) for n, t in read_header(f)[0].items() if n not in drop]
+    write_file(src / "model.safetensors", [OutTensor(t.name, t.dtype, t.shape, lambda t=t: copy_bytes(t.path, t.start, t.nbytes))
+                                           for t in infos])
+    return src
+
+
+def test_single_file_checkpoint(tmp_path: Path, rec, meta) -> None:
+    from vidsme.models import build_inputs, load_model
+    from vidsme.passes import forward_scored
+
+    dst = convert(_merged(tmp_path), tmp_path / "out")
+    assert (dst / "model.safetensors").is_file() and not (dst / "model.safetensors.index.json").exists()
+    lm = load_model({"id": str(dst)})
+    inputs, scored = build_inputs(lm, rec["square/frames"], _video(meta, "square")["prompt"])
+    with torch.inference_mode():
+        out = forward_scored(lm, inputs, scored).numpy()
+    np.testing.assert_allclose(out[0], rec["square/nat/video_logits"], rtol=0, atol=TOL)
+
+
+def test_tied_embeddings_give_lm_head_from_the_embedding(tmp_path: Path) -> None:
+    src = _merged(tmp_path, drop=("lm_head.weight",))
+    with pytest.raises(LongVAError, match="no lm_head.weight and tie_word_embeddings is false"):
+        convert(src, tmp_path / "out")
+    _edit_config(src, tie_word_embeddings=True)
+    h = read_header(convert(src, tmp_path / "out") / "model.safetensors")[0]
+    head, emb = h["lm_head.weight"], h["model.language_model.embed_tokens.weight"]
+    assert head.shape == emb.shape == (403, 48)
+    assert b"".join(copy_bytes(head.path, head.start, head.nbytes)) == b"".join(copy_bytes(emb.path, emb.start, emb.nbytes))
 
 
 # ----------------------------------------------------------------------------- bad input
