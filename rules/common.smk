@@ -98,7 +98,14 @@ def paper_sheet():
             )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        sheet = build(d["setting"], d["splits_dir"], d["video_root"], d["member_list"])
+        sheet = build(
+            d["setting"],
+            d["splits_dir"],
+            d["video_root"],
+            d["member_list"],
+            seed=config["seed"],
+            digests=d["split_digests"],
+        )
     for w in caught:
         logger.warning(f"WARNING: {w.message}")
     return sheet
@@ -110,7 +117,15 @@ def paper_inputs():
 
     d = config["dataset"]
     files = (
-        [str(p) for p in split_files(d["setting"], d["splits_dir"])]
+        [
+            str(p)
+            for p in split_files(
+                d["setting"],
+                d["splits_dir"],
+                digests=d["split_digests"],
+                member_list=bool(d["member_list"]),
+            )
+        ]
         if d["splits_dir"]
         else []
     )

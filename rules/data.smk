@@ -90,5 +90,6 @@ rule paper_sheet:
         "../environment.yml"
     params:
         dataset=config["dataset"],
+        seed=config["seed"],
     script:
         "../scripts/paper_sheet.py"

@@ -5,4 +5,6 @@ from vidsme.paper import paper_sheet
 
 with logged(snakemake.log[0]):
     d = snakemake.params.dataset
-    write_tsv(paper_sheet(d["setting"], d["splits_dir"], d["video_root"], d["member_list"]), snakemake.output[0])
+    sheet = paper_sheet(d["setting"], d["splits_dir"], d["video_root"], d["member_list"],
+                        seed=snakemake.params.seed, digests=d["split_digests"])
+    write_tsv(sheet, snakemake.output[0])

@@ -8,14 +8,17 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
 from vidsme import paper
-from vidsme.paper import CHECKSUMS, SETTINGS, PaperError, check_video_root, paper_sheet, split_files, video_ids
+from vidsme.paper import (CHECKSUMS, GIT_BLOBS, SETTINGS, PaperError, check_video_root, git_blob_id, paper_sheet,
+                          split_files, video_ids)
 from vidsme.samples import read_sheet
 
 ROOT = Path(__file__).resolve().parents[1]
+CAPTION_FIX = Path(__file__).resolve().parent / "fixtures" / "paper"  # VDC subset + synthetic member list
 SPLITS = Path(__file__).resolve().parents[2] / "shared" / "paper-splits"
 needs_splits = pytest.mark.skipif(not SPLITS.is_dir(), reason=f"released split lists not found at {SPLITS}")
 
@@ -65,11 +68,24 @@ def fake_nextqa(tmp_path: Path) -> Path:
 # ----------------------------------------------------------------------------- released lists
 
 
+def test_every_released_file_has_a_digest() -> None:
+    names = {f for s in SETTINGS.values() for f in s.files}
+    assert names == set(GIT_BLOBS) and set(CHECKSUMS) == names - {"caption_mia_whole.json"}
+
+
+def test_git_blob_id_known_values(tmp_path: Path) -> None:
+    """Values git itself gives (`git hash-object`) for an empty file and for 'hello\\n'."""
+    (tmp_path / "e").write_bytes(b"")
+    (tmp_path / "h").write_bytes(b"hello\n")
+    assert git_blob_id(tmp_path / "e") == "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
+    assert git_blob_id(tmp_path / "h") == "ce013625030ba8dba906f756967f9e9ca394464a"
+
+
 @needs_splits
 def test_checksums_are_those_of_the_released_files() -> None:
-    assert {f for s in SETTINGS.values() for f in s.files} == set(CHECKSUMS)
     for name, digest in CHECKSUMS.items():
         assert hashlib.sha256((SPLITS / name).read_bytes()).hexdigest() == digest, name
+        assert git_blob_id(SPLITS / name) == GIT_BLOBS[name], name  # the blob ids of the pinned commit's tree
 
 
 @needs_splits
@@ -109,9 +125,8 @@ def test_paper_item_counts_match_method() -> None:
 
 
 @needs_splits
-def test_caption_needs_member_list_then_builds(tmp_path: Path) -> None:
-    with pytest.raises(PaperError, match="member list was not released: set config key dataset.member_list"):
-        paper_sheet("caption", SPLITS, None)
+def test_caption_with_own_member_list(tmp_path: Path) -> None:
+    """dataset.member_list replaces the released member list (kept whole; only the VDC list is read)."""
     with pytest.raises(PaperError, match=f"member list {tmp_path / 'no.json'} .*dataset.member_list.* not found"):
         paper_sheet("caption", SPLITS, None, member_list=tmp_path / "no.json")
     mine = _write(tmp_path / "members.json", [{"video": f"mine/m{i}.mp4"} for i in range(5)])
@@ -273,34 +288,85 @@ def test_paper_configs(setting: str) -> None:
     cfg = yaml.safe_load((ROOT / "config" / "paper" / f"{setting}.yaml").read_text())
     ds = cfg["dataset"]
     assert ds["kind"] == "paper" and ds["setting"] == setting and ds["splits_dir"] is None and ds["video_root"]
-    assert ("member_list" in ds) == (not SETTINGS[setting].members)
+    assert ds.get("member_list", None) is None and ("member_list" in ds) == (setting == "caption")  # optional override
     assert cfg["prompt"] == paper.prompt_for(setting)
     assert cfg["frames"]["num_frames"] == 16
     m = cfg["model"]
     assert m["source"] == "pretrained" and m["dtype"] == "bfloat16" and m["device"] == "cuda" and "revision" in m
     assert not m.get("trust_remote_code", False)
+    # the paper's target of this setting, converted (vidsme.longva) to the LLaVA-OneVision layout
+    assert m["family"] == "llava_onevision" and m["id"].endswith(f"/{paper.TARGETS[setting]}-hf")
+
+
+def _caption_splits(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """The committed caption fixtures in a splits folder, with their own digests for dataset.split_digests."""
+    d = tmp_path / "splits"
+    d.mkdir()
+    for n in SETTINGS["caption"].files:
+        shutil.copy(CAPTION_FIX / n, d / n)
+    return d, {n: f"sha256:{paper.sha256_file(d / n)}" for n in SETTINGS["caption"].files}
+
+
+def test_caption_fixtures_are_checked_against_the_released_digests(tmp_path: Path) -> None:
+    d, digests = _caption_splits(tmp_path)
+    with pytest.raises(PaperError, match=r"caption_mia_whole.json: git blob id [0-9a-f]{40} does not match the released "
+                                         r"caption_mia_whole.json \(6348a6bd492d301bea17516e0284c558113c047a\)"):
+        split_files("caption", d)
+    with pytest.raises(PaperError, match=r"split_digests.caption_mia_whole.json: 'md5:00' is not"):
+        split_files("caption", d, digests={"caption_mia_whole.json": "md5:00"})
+    assert [p.name for p in split_files("caption", d, digests=digests)] == ["caption_mia_whole.json", "lmms_VDC_test.json"]
+    wrong = {**digests, "lmms_VDC_test.json": "git-blob:" + "0" * 40}
+    with pytest.raises(PaperError, match="lmms_VDC_test.json: git blob id .* does not match"):
+        split_files("caption", d, digests=wrong)
+
+
+def test_caption_sheet_from_released_lists(tmp_path: Path) -> None:
+    """Without a member list: members from caption_mia_whole.json, non-members from the VDC list."""
+    d, digests = _caption_splits(tmp_path)
+    df = paper_sheet("caption", d, None, digests=digests)
+    mem = json.loads((CAPTION_FIX / "caption_mia_whole.json").read_text())
+    non = json.loads((CAPTION_FIX / "lmms_VDC_test.json").read_text())
+    assert list(df.path[df.label == 1]) == list(dict.fromkeys(it["video"] for it in mem))  # 20 videos, file order
+    assert list(df.path[df.label == 0]) == [it["video"] for it in non]
+    assert df.n_items[df.label == 1].sum() == len(mem) == 21 and set(df.source[df.label == 1]) == {"caption_mia_whole.json"}
+    assert df.instruction[0] == mem[0]["question"] and df.caption[0] == mem[0]["answer"].replace("\n", " ")
+
+
+def test_caption_sample_is_seeded_and_of_the_released_size(tmp_path: Path) -> None:
+    """1,027 members drawn from a longer list, reproducibly per seed; the 1,027 non-members all kept."""
+    d = tmp_path / "splits"
+    d.mkdir()
+    mem = [{"video": f"m/{i}.mp4", "question": "q", "answer": "a"} for i in range(1500)]
+    non = [{"video": f"VDC/{i}.mp4", "question": "q", "answer": "a"} for i in range(1027)]
+    _write(d / "caption_mia_whole.json", mem)
+    _write(d / "lmms_VDC_test.json", non)
+    a, b, c = (paper_sheet("caption", d, None, seed=s, verify=False) for s in (0, 0, 1))
+    assert (a.label == 1).sum() == 1027 and (a.label == 0).sum() == 1027 and a.equals(b)
+    assert set(a.path[a.label == 1]) != set(c.path[c.label == 1])
+    assert set(a.path[a.label == 0]) == {it["video"] for it in non}
+    idx = [int(p.split("/")[1].split(".")[0]) for p in a.path[a.label == 1]]
+    assert idx == sorted(idx) and len(set(idx)) == 1027  # file order, no repeats
+    # the draw is numpy's default_rng(seed).choice over the member rows, without replacement
+    want = sorted(np.random.default_rng(0).choice(1500, size=1027, replace=False))
+    assert idx == [int(i) for i in want]
+    # a user member list is kept whole
+    mine = _write(tmp_path / "mine.json", [{"video": f"mine/{i}.mp4"} for i in range(1200)])
+    assert (paper_sheet("caption", d, None, member_list=mine, seed=0, verify=False).label == 1).sum() == 1200
 
 
 # ----------------------------------------------------------------------------- workflow dry run
 
 
-@needs_splits
-@pytest.mark.parametrize("setting", list(SETTINGS))  # 3-4 s each on 2 cores
-def test_paper_config_dry_run_builds_full_dag(setting: str, tmp_path: Path) -> None:
-    """`snakemake -n` on a shipped paper config, with the splits and a placeholder video tree."""
+def _dry_run(setting: str, tmp_path: Path, splits: Path, paths: list[str], **dataset) -> dict[str, int]:
+    """`snakemake -n` on the shipped paper config with `splits` and a placeholder video tree; planned jobs."""
     import math
     import time
 
     from conftest import copy_workflow, planned_jobs, snakemake
 
-    s = SETTINGS[setting]
     wd = copy_workflow(tmp_path / "wf")
     cfg = yaml.safe_load((wd / "config" / "paper" / f"{setting}.yaml").read_text())
-    paths = [it["video"] for f in s.files for it in _items(f)]
-    if not s.members:
-        cfg["dataset"]["member_list"] = str(_write(tmp_path / "members.json", [{"video": f"mine/m{i}.mp4"} for i in range(8)]))
-        paths += [f"mine/m{i}.mp4" for i in range(8)]
-    cfg["dataset"].update(splits_dir=str(SPLITS), video_root=str(_tree(tmp_path / "videos", paths)))
+    cfg["dataset"].update(splits_dir=str(splits), video_root=str(_tree(tmp_path / "videos", paths)), **dataset)
     (wd / "paper.yaml").write_text(yaml.safe_dump(cfg))
     t0 = time.perf_counter()
     out = snakemake(wd, "-n", "--configfile", "paper.yaml")
@@ -310,3 +376,20 @@ def test_paper_config_dry_run_builds_full_dag(setting: str, tmp_path: Path) -> N
     assert jobs["paper_sheet"] == 1
     assert jobs["extract_frames"] == jobs["model_pass"] == jobs["position_series"] == shards
     assert jobs["adaptive_qr"] == 1 and "train_target" not in jobs
+    return jobs
+
+
+@needs_splits
+@pytest.mark.parametrize("setting", ["nextqa", "cinepile_mlvu"])  # 3-4 s each on 2 cores
+def test_paper_config_dry_run_builds_full_dag(setting: str, tmp_path: Path) -> None:
+    """`snakemake -n` on a shipped paper config, with the released splits and a placeholder video tree."""
+    _dry_run(setting, tmp_path, SPLITS, [it["video"] for f in SETTINGS[setting].files for it in _items(f)])
+
+
+def test_caption_config_dry_run_from_released_lists(tmp_path: Path) -> None:
+    """The shipped caption config needs no member list: the DAG is built from the two split lists
+    alone (here the committed fixtures, accepted through dataset.split_digests)."""
+    splits, digests = _caption_splits(tmp_path)
+    paths = [it["video"] for f in SETTINGS["caption"].files for it in json.loads((splits / f).read_text())]
+    assert len(set(paths)) == 32
+    _dry_run("caption", tmp_path, splits, paths, split_digests=digests, shard_size=8)

@@ -3,9 +3,10 @@
 The authors released their member / non-member lists as JSON files (a list of objects with a
 ``video`` path, relative to a folder of videos, and QA or caption fields) in the public repository
 LiQiiiii/Vid-SME. ``split_files`` finds them in a local folder or fetches them at a pinned commit,
-checking a SHA-256 per file; ``paper_sheet`` turns them into a sample sheet (see
-``vidsme.samples``): one row per unique video, because the attacked positions are the video
-tokens, which the question text after the video cannot change.
+checking each file's SHA-256 (or git blob id where no SHA-256 is known); ``paper_sheet`` turns them into a sample sheet
+(see ``vidsme.samples``): one row per unique video, because the attacked positions are the video
+tokens, which the question text after the video cannot change. The Caption setting draws its
+members and non-members by a seeded sample of the released sizes (1,027 each).
 
     python -m vidsme.paper nextqa --splits DIR --video-root DIR --out sheet.tsv
 """
@@ -29,8 +30,8 @@ import numpy as np
 import pandas as pd
 
 REPO = "LiQiiiii/Vid-SME"
-# Commit holding video_json/*.json (METHOD.md cites the short hash 1c50a95; the split lists are
-# identical by checksum, which is what `split_files` verifies either way).
+# Commit that added video_json/*.json. METHOD.md cites 1c50a95607f9df8c56b964c836c15c43c4e92c84,
+# whose video_json/ lists have the same git blob ids (it only deleted video_json/.DS_Store).
 COMMIT = "cbe2179e9fab50c7b1aed24e2fbdf133a00f63cd"
 BASE_URL = "https://raw.githubusercontent.com/{repo}/{commit}/video_json/{name}"
 
@@ -49,6 +50,24 @@ CHECKSUMS: dict[str, str] = {
     "tutorialQA.json": "5eabb0ecaa4adb8ac6414cdf02cfe2255928f30ecad6a388f0df38845cc32357",
     "lmms_VDC_test.json": "708f8f276b794e3504809caaf9d01855c0eee266a5e64375e0075f8a6ce57cae",
 }
+# git blob ids (sha1 of "blob <size>\0" + content) of the files at COMMIT, from its tree listing. The
+# Caption member list is verified by this alone: its SHA-256 was not known in advance.
+GIT_BLOBS: dict[str, str] = {
+    "nextqa_train_official.json": "61f7be02128aa1fc9c588d91654c7a3d81390a2f",
+    "nextqa_test_official.json": "b70fa08847142609517b5176d3769fa4e06e448c",
+    "cinepine_mia.json": "ca3f0a0cb901f6d4b4ce7f0719803ef2479b934b",
+    "anomaly_reco.json": "0e17d16762a2df53689e6938069db278510958bf",
+    "count.json": "7167e93f1156956ab15844c9ebf4a04c6a3d540b",
+    "ego.json": "f4f82b2fc3e122ce227aa7d9f4272aec0feacc00",
+    "needleQA.json": "e84ac8325b421043e0596db4b4b979e9dca6f057",
+    "order.json": "1b99e71988fbf2fcdc050f46df3e4d1bb772249f",
+    "plotQA.json": "b1b42635313d38804735f8dcc7fe0da69b9e37b9",
+    "sportsQA.json": "768a9b04751a438a84709d83ee42ce311d38f7b0",
+    "topic_reasoning.json": "aa8f946cc578a092a04d84960d1fa99d07a40fd6",
+    "tutorialQA.json": "02c076776b5ea32cb24bb6afe335e6e356a7b35b",
+    "lmms_VDC_test.json": "0df76a0ecc8f3d192fc0acfdf7daf1de6a2f2768",
+    "caption_mia_whole.json": "6348a6bd492d301bea17516e0284c558113c047a",
+}
 
 from vidsme.prompts import CAPTION_INSTRUCTION, QA_PREFIX, QA_TEXT, SYSTEM_CAPTION, SYSTEM_QA  # noqa: E402,F401
 
@@ -60,13 +79,14 @@ SHIFT_WARNING = (
 
 @dataclass(frozen=True)
 class Setting:
-    """One evaluation setting: split files per label, prompt kind, caveat."""
+    """One evaluation setting: split files per label, prompt kind, caveat, sample sizes."""
 
     name: str
-    members: tuple[str, ...]  # empty: user-supplied (config key dataset.member_list)
+    members: tuple[str, ...]  # replaced by the config key dataset.member_list when it is set
     non_members: tuple[str, ...]
     prompt: str  # "qa" or "caption"
     warning: str | None = None
+    sample: tuple[int, int] | None = None  # (members, non-members) videos drawn by a seeded sample; None: all
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -78,8 +98,15 @@ MLVU = tuple(f"{t}.json" for t in ("anomaly_reco", "count", "ego", "needleQA", "
 SETTINGS: dict[str, Setting] = {
     "nextqa": Setting("nextqa", ("nextqa_train_official.json",), ("nextqa_test_official.json",), "qa"),
     "cinepile_mlvu": Setting("cinepile_mlvu", ("cinepine_mia.json",), MLVU, "qa", SHIFT_WARNING),
-    "caption": Setting("caption", (), ("lmms_VDC_test.json",), "caption"),
+    # the released Caption script draws random.sample(items, min(1027, len)) per label, unseeded
+    "caption": Setting("caption", ("caption_mia_whole.json",), ("lmms_VDC_test.json",), "caption", sample=(1027, 1027)),
 }
+
+
+# The paper's targets: LongVA-layout 7B checkpoints in this hub repository, one folder per setting
+# (the folder names of the released scripts' `./checkpoints/...`); convert with `python -m vidsme.longva`.
+TARGET_REPO = "LIQIIIII/Vid-SME"
+TARGETS = {"nextqa": "Vid-SME-NExTQA-7B", "cinepile_mlvu": "Vid-SME-CinePile-7B", "caption": "Vid-SME-Caption-7B"}
 
 
 class PaperError(ValueError):
@@ -109,11 +136,45 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def _verify(path: Path, name: str, where: str | None = None) -> None:
-    got = sha256_file(path)
-    if got != CHECKSUMS[name]:
-        raise PaperError(f"{where or path}: SHA-256 {got} does not match the released {name} ({CHECKSUMS[name]}); "
-                         "the split list is corrupted or not the paper's")
+def git_blob_id(path: str | Path) -> str:
+    """The git blob id of a file: sha1 of ``blob <size>\\0`` followed by its bytes."""
+    path = Path(path)
+    h = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def expected_digests(name: str, digests: dict[str, str] | None = None) -> dict[str, str]:
+    """The digest a split file must match, {"sha256": hex} or, where no SHA-256 is known, {"git-blob": hex};
+    ``digests[name]`` ("sha256:HEX" or "git-blob:HEX", config key dataset.split_digests) replaces it."""
+    if digests and name in digests:
+        kind, _, value = str(digests[name]).partition(":")
+        if kind not in ("sha256", "git-blob") or not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", value):
+            raise PaperError(f"dataset.split_digests.{name}: {digests[name]!r} is not 'sha256:<hex>' or 'git-blob:<hex>'")
+        return {kind: value}
+    if name in CHECKSUMS:
+        return {"sha256": CHECKSUMS[name]}
+    return {"git-blob": GIT_BLOBS[name]} if name in GIT_BLOBS else {}
+
+
+def _mismatch(path: Path, name: str, digests: dict[str, str] | None) -> str | None:
+    """None if `path` matches every expected digest of `name`, else what differs."""
+    want_all = expected_digests(name, digests)
+    if not want_all:
+        return f"no known digest for {name} (set dataset.split_digests)"
+    for kind, want in want_all.items():
+        got = sha256_file(path) if kind == "sha256" else git_blob_id(path)
+        if got != want:
+            return f"{'SHA-256' if kind == 'sha256' else 'git blob id'} {got} does not match the released {name} ({want})"
+    return None
+
+
+def _verify(path: Path, name: str, where: str | None = None, digests: dict[str, str] | None = None) -> None:
+    bad = _mismatch(path, name, digests)
+    if bad:
+        raise PaperError(f"{where or path}: {bad}; the split list is corrupted or not the paper's")
 
 
 def _urlretrieve(url: str, dest: Path) -> None:
@@ -127,14 +188,18 @@ def default_cache() -> Path:
 
 def split_files(setting: str, splits_dir: str | Path | None, *, commit: str = COMMIT,
                 cache_dir: str | Path | None = None, base_url: str = BASE_URL,
-                fetch: Callable[[str, Path], None] | None = None, verify: bool = True) -> list[Path]:
-    """Paths of a setting's released split files (members first), each checked against its SHA-256.
+                fetch: Callable[[str, Path], None] | None = None, verify: bool = True,
+                digests: dict[str, str] | None = None, member_list: bool = False) -> list[Path]:
+    """Paths of a setting's released split files (members first), each checked against its SHA-256
+    or git blob id (``expected_digests``; ``digests`` overrides them per file name).
 
     ``splits_dir`` given: read from that folder. ``None``: fetch ``base_url`` (formatted with
     ``repo``, ``commit``, ``name``) into ``cache_dir/commit`` once; a cached file that fails the
     check is fetched again. ``fetch(url, dest)`` downloads one file (default: urllib).
+    ``member_list``: the members come from the user's list, so only the non-member files are needed.
     """
-    names = setting_of(setting).files
+    s = setting_of(setting)
+    names = s.non_members if member_list else s.files
     if splits_dir is not None:
         root = Path(splits_dir)
         if not root.is_dir():
@@ -144,7 +209,7 @@ def split_files(setting: str, splits_dir: str | Path | None, *, commit: str = CO
             if not p.is_file():
                 raise PaperError(f"splits_dir {root}: {p.name} not found (the {setting} setting needs {', '.join(names)})")
             if verify:
-                _verify(p, p.name)
+                _verify(p, p.name, digests=digests)
         return paths
     fetch = fetch or _urlretrieve
     cache = Path(cache_dir) if cache_dir is not None else default_cache()
@@ -153,13 +218,13 @@ def split_files(setting: str, splits_dir: str | Path | None, *, commit: str = CO
     paths = []
     for n in names:
         p = cache / n
-        if not (p.is_file() and (not verify or sha256_file(p) == CHECKSUMS[n])):
+        if not (p.is_file() and (not verify or _mismatch(p, n, digests) is None)):
             url = base_url.format(repo=REPO, commit=commit, name=n)
             tmp = p.with_name(f"{p.name}.{os.getpid()}.part")  # concurrent builders do not clash
             try:
                 fetch(url, tmp)
                 if verify:
-                    _verify(tmp, n, where=url)
+                    _verify(tmp, n, where=url, digests=digests)
             except PaperError:
                 tmp.unlink(missing_ok=True)
                 raise
@@ -226,25 +291,26 @@ COLUMNS = ["video_id", "path", "label", "split", "question", "options", "answer"
 
 
 def paper_sheet(setting: str, splits_dir: str | Path | None, video_root: str | Path | None = None,
-                member_list: str | Path | None = None, **split_kw: Any) -> pd.DataFrame:
+                member_list: str | Path | None = None, seed: int = 0, **split_kw: Any) -> pd.DataFrame:
     """One row per unique video of a setting (members first, file order); ``path`` relative to
     ``video_root``; the first item's prompt fields; ``n_items`` items per video; ``source`` file.
 
-    Caption needs ``member_list`` (user-supplied JSON, same format). With ``video_root`` the
-    videos are spot-checked (``check_video_root``). ``split_kw`` goes to ``split_files``.
+    ``member_list`` (a JSON list in the same format) replaces the released member list. Settings
+    with ``sample`` sizes keep that many videos per label, drawn without replacement by
+    ``numpy.random.default_rng(seed)`` (members first, then non-members; kept in file order); a
+    user member list is kept whole. With ``video_root`` the videos are spot-checked
+    (``check_video_root``). ``split_kw`` goes to ``split_files``.
     """
     s = setting_of(setting)
     if s.warning:
         warnings.warn(s.warning, stacklevel=2)
-    files = split_files(setting, splits_dir, **split_kw)
-    labelled = [(p, 1) for p in files[: len(s.members)]] + [(p, 0) for p in files[len(s.members):]]
-    if not s.members:
-        if not member_list:
-            raise PaperError(f"the {setting} setting's member list was not released: set config key dataset.member_list "
-                             "(--member-list) to a JSON list of objects with 'video' (same format as the non-member list)")
-        if not Path(member_list).is_file():
-            raise PaperError(f"member list {member_list} (config key dataset.member_list) not found")
-        labelled = [(Path(member_list), 1)] + labelled
+    if member_list and not Path(member_list).is_file():
+        raise PaperError(f"member list {member_list} (config key dataset.member_list) not found")
+    files = split_files(setting, splits_dir, member_list=bool(member_list), **split_kw)
+    if member_list:
+        labelled = [(Path(member_list), 1)] + [(p, 0) for p in files]
+    else:
+        labelled = [(p, 1) for p in files[: len(s.members)]] + [(p, 0) for p in files[len(s.members):]]
     rows: dict[str, dict[str, Any]] = {}
     for path, label in labelled:
         for it in read_split(path, need_qa=s.prompt == "qa"):
@@ -258,11 +324,25 @@ def paper_sheet(setting: str, splits_dir: str | Path | None, video_root: str | P
                 continue
             rows[v] = {"path": v, "label": label, "split": "eval", **_row(it, s.prompt), "n_items": 1, "source": path.name}
     df = pd.DataFrame(list(rows.values()))
+    if s.sample is not None:
+        df = _sample(df, s.sample, seed, keep_members=bool(member_list))
     df.insert(0, "video_id", video_ids(list(df["path"])))
     df = df[COLUMNS]
     if video_root is not None:
         check_video_root(video_root, df)
     return df
+
+
+def _sample(df: pd.DataFrame, sizes: tuple[int, int], seed: int, keep_members: bool) -> pd.DataFrame:
+    """At most ``sizes`` = (members, non-members) rows per label, a seeded draw without replacement."""
+    rng = np.random.default_rng(seed)
+    keep = []
+    for label, n in ((1, sizes[0]), (0, sizes[1])):
+        idx = np.flatnonzero(df["label"].to_numpy() == label)
+        if len(idx) > n and not (label == 1 and keep_members):
+            idx = np.sort(rng.choice(idx, size=n, replace=False))
+        keep.append(idx)
+    return df.iloc[np.concatenate(keep)].reset_index(drop=True)
 
 
 def check_video_root(video_root: str | Path, sheet: pd.DataFrame, sample: int = 20, max_missing: int = 0) -> None:
@@ -293,14 +373,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("setting", choices=list(SETTINGS))
     ap.add_argument("--splits", default=None, help="folder with the released split JSONs (default: fetch at the pinned commit)")
     ap.add_argument("--video-root", default=None, help="folder holding the videos (spot-checked)")
-    ap.add_argument("--member-list", default=None, help="caption setting: your member list (JSON)")
+    ap.add_argument("--member-list", default=None, help="your member list (JSON), replacing the released one")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the Caption setting's sample (config key seed)")
     ap.add_argument("--commit", default=COMMIT, help="commit of LiQiiiii/Vid-SME to fetch from")
     ap.add_argument("--out", required=True, help="sheet TSV to write")
     a = ap.parse_args(argv)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            df = paper_sheet(a.setting, a.splits, a.video_root, a.member_list, commit=a.commit)
+            df = paper_sheet(a.setting, a.splits, a.video_root, a.member_list, seed=a.seed, commit=a.commit)
         for w in caught:
             print(f"warning: {w.message}", file=sys.stderr)
     except PaperError as e:
