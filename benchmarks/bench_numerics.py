@@ -52,7 +52,10 @@ def probe(cfg: dict, pin: bool) -> dict:
     import torch
 
     from vidsme import synth
+    from vidsme.attacks import aggregate, position_series
     from vidsme.frames import sample_frames
+    from vidsme.metrics import evaluate
+    from vidsme.passstats import PassStats
     from vidsme.models import load_model
     from vidsme.passes import video_passes
     from vidsme.reduce import ReduceSpec
@@ -84,11 +87,17 @@ def probe(cfg: dict, pin: bool) -> dict:
         loaded = load_model({"id": str(d / "model")})
         t1 = time.perf_counter()
         prompt = {"system": "Carefully watch this video.", "text": "Only give the best option.", "assistant_prefix": "Best Option: "}
-        dumps = []
+        dumps, scores = [], []
         for f in decoded[: cfg["n_pass"]]:
             ent, _, _ = video_passes(loaded, f, prompt, ReduceSpec())
             dumps += [ent[p][k].tobytes() for p in sorted(ent) for k in sorted(ent[p])]
+            series = position_series(PassStats(ent["nat"]), PassStats(ent["rev"]), 1.37, 1.04)
+            scores += [s for _, _, s in aggregate(series)]
         out["dump"] = h(b"".join(dumps))
+        out["scores"] = h(np.array(scores).tobytes())  # every attack of the registry (numpy on the host)
+        rng = np.random.default_rng(0)
+        m = evaluate(rng.normal(size=200) + np.r_[np.zeros(100), 0.3 * np.ones(100)], np.r_[np.zeros(100), np.ones(100)])
+        out["metrics"] = h(json.dumps(m, sort_keys=True).encode())  # ROC, AUC, bootstrap CIs
         out["seconds_train"] = round(t_train, 2)
         out["seconds_passes"] = round(time.perf_counter() - t1, 2)
     return out

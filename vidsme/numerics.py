@@ -31,7 +31,9 @@ def pinned_env(threads: int = 1) -> dict[str, str]:
     t = str(int(threads))
     return {
         "ATEN_CPU_CAPABILITY": "avx2",  # PyTorch's vectorised kernels (softmax, reductions, elementwise)
-        "MKL_CBWR": "AVX2",  # MKL's BLAS / VML code path (PyTorch's float32 matmul on CPU)
+        # MKL's BLAS (PyTorch's float32 matmul on CPU): its AVX2 branch is Intel-only (an AMD CPU takes another
+        # path whatever MKL_CBWR says, measured), COMPATIBLE is the one path every x86-64 vendor shares
+        "MKL_CBWR": "COMPATIBLE",
         "ONEDNN_MAX_CPU_ISA": "AVX2",  # oneDNN primitives (PyTorch's bf16 and some fused paths)
         "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR",  # NumPy's SIMD math (exp, log, sin, power)
         "OPENCV_CPU_DISABLE": "AVX512-SKX",  # OpenCV's dispatched kernels (optical flow, resize)

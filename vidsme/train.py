@@ -215,7 +215,9 @@ def _run_stage(model: Any, examples: list[Example], pixels: dict[str, torch.Tens
                c: dict[str, Any], stage: str, pad_id: int, g: torch.Generator, log: list[dict[str, Any]],
                augment: str = "none") -> None:
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=float(c["weight_decay"]))
+    # fused: one kernel with exact vector sqrt; the default AdamW's sqrt goes through MKL's vector math, whose
+    # result depends on the CPU vendor (measured, docs/numerics.md)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=float(c["weight_decay"]), fused=True)
     bs = int(c["batch_size"])
     n_video = sum(e.video is not None for e in examples)
     per_epoch = math.ceil(n_video / bs) + math.ceil((len(examples) - n_video) / bs)
