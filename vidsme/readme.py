@@ -65,6 +65,8 @@ def _load(rel: str, source: Path) -> Any:
 def _fmt(x: Any, fmt: str, pct: bool) -> str:
     if isinstance(x, str):
         return x
+    if isinstance(x, bool) or type(x).__name__ == "bool_":
+        return "yes" if x else "no"
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "n/a"
     if pct:
