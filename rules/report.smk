@@ -8,8 +8,6 @@ rule metrics:
         f"{RES}/metrics/{{model}}/F{{F}}/metrics{{slice}}.tsv",
     log:
         f"{LOGS}/metrics/{{model}}/F{{F}}/metrics{{slice}}.log",
-    conda:
-        "../environment.yml"
     params:
         fprs=config["metrics"]["fprs"],
         n_boot=config["metrics"]["n_boot"],
@@ -29,8 +27,6 @@ rule tables:
         k_sweep=f"{RES}/tables/k_sweep{{slice}}.csv",
     log:
         f"{LOGS}/tables{{slice}}.log",
-    conda:
-        "../environment.yml"
     params:
         main_k=config["scoring"]["main_k"],
         fprs=config["metrics"]["fprs"],
@@ -51,8 +47,6 @@ rule figures:
         auc_k=report(f"{RES}/figures/auc_vs_k.png", category="Figures"),
     log:
         f"{LOGS}/figures.log",
-    conda:
-        "../environment.yml"
     params:
         main_k=config["scoring"]["main_k"],
     script:
@@ -66,8 +60,6 @@ rule provenance:
         f"{RES}/provenance.json",
     log:
         f"{LOGS}/provenance.log",
-    conda:
-        "../environment.yml"
     params:
         config=config,
         model_key=MODEL,
@@ -83,8 +75,6 @@ rule terciles:
         f"{RES}/tables/terciles.csv",
     log:
         f"{LOGS}/terciles.log",
-    conda:
-        "../environment.yml"
     params:
         main_k=config["scoring"]["main_k"],
         seed=config["seed"],
@@ -107,8 +97,6 @@ rule ablation_frames:
         figure=report(f"{RES}/figures/auc_vs_frames.png", category="Figures"),
     log:
         f"{LOGS}/ablation_frames.log",
-    conda:
-        "../environment.yml"
     params:
         frames=config["ablations"]["frames"],
         main_k=config["scoring"]["main_k"],
@@ -132,8 +120,6 @@ rule ablation_targets:
         table=f"{RES}/tables/ablation_targets.csv",
     log:
         f"{LOGS}/ablation_targets.log",
-    conda:
-        "../environment.yml"
     params:
         variants=["main"] + list(config["ablations"]["variants"]),
         main_k=config["scoring"]["main_k"],
