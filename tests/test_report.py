@@ -31,7 +31,7 @@ def test_report_embeds_main_table_and_figures(finished_run: Path) -> None:  # no
     html = (finished_run / "report.html").read_text()
     assert html.lstrip().lower().startswith("<!doctype html")
     results = embedded_results(html)
-    res = "results/t"
+    res = "results/test"
     table = results[f"{res}/tables/main.md"]
     assert table["mime_type"] == "text/markdown" and table["job_properties"]["rule"] == "tables"
     text = decoded(table)
