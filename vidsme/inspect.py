@@ -30,7 +30,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "vidsme-inspect") -> int
     """Sample one video as the workflow would; print its frame count, indices, k1 and k3 (JSON).
 
     Returns the exit code (0 ok, 2 bad video or bad arguments)."""
-    ap = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--version", action="version", version=origin())
     ap.add_argument("video", help="video file")
     ap.add_argument("--frames", type=_positive, default=16, help="frames to sample (default 16)")
