@@ -21,7 +21,11 @@ rule tables:
     input:
         metrics=f"{RES}/metrics/{MODEL}/F{F}/metrics{{slice}}.tsv",
     output:
-        md=report(f"{RES}/tables/main{{slice}}.md", category="Tables"),
+        md=report(
+            f"{RES}/tables/main{{slice}}.md",
+            caption="../report/main_table.rst",
+            category="Tables",
+        ),
         csv=f"{RES}/tables/main{{slice}}.csv",
         tex=f"{RES}/tables/main{{slice}}.tex",
         k_sweep=f"{RES}/tables/k_sweep{{slice}}.csv",
@@ -41,10 +45,24 @@ rule figures:
         metrics=f"{RES}/metrics/{MODEL}/F{F}/metrics.tsv",
         qr=f"{RES}/stats/F{F}/qr.tsv",
     output:
-        roc=report(f"{RES}/figures/roc.png", category="Figures"),
-        hist=report(f"{RES}/figures/score_hist.png", category="Figures"),
-        qr=report(f"{RES}/figures/qr_hist.png", category="Figures"),
-        auc_k=report(f"{RES}/figures/auc_vs_k.png", category="Figures"),
+        roc=report(
+            f"{RES}/figures/roc.png", caption="../report/roc.rst", category="Figures"
+        ),
+        hist=report(
+            f"{RES}/figures/score_hist.png",
+            caption="../report/score_hist.rst",
+            category="Figures",
+        ),
+        qr=report(
+            f"{RES}/figures/qr_hist.png",
+            caption="../report/qr_hist.rst",
+            category="Figures",
+        ),
+        auc_k=report(
+            f"{RES}/figures/auc_vs_k.png",
+            caption="../report/auc_vs_k.rst",
+            category="Figures",
+        ),
     log:
         f"{LOGS}/figures.log",
     params:
@@ -94,7 +112,11 @@ rule ablation_frames:
         ),
     output:
         table=f"{RES}/tables/ablation_frames.csv",
-        figure=report(f"{RES}/figures/auc_vs_frames.png", category="Figures"),
+        figure=report(
+            f"{RES}/figures/auc_vs_frames.png",
+            caption="../report/auc_vs_frames.rst",
+            category="Figures",
+        ),
     log:
         f"{LOGS}/ablation_frames.log",
     params:
