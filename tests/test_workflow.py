@@ -186,18 +186,21 @@ def test_full_config_plans_the_larger_experiment_in_its_own_folders(wd: Path) ->
 
 @pytest.mark.slow
 def test_vidsme_score_and_table_reproduce_the_workflow(finished_run: Path, tmp_path: Path) -> None:
-    """`vidsme score` on the run's dumps gives the workflow's scores (both slices, default K grid and
-    fixed (q, r)); `vidsme table` on its metrics prints its tables/main.md."""
+    """`vidsme score` on the run's dumps gives the workflow's scores bit for bit (both slices, default
+    K grid and fixed (q, r)) when it runs with the workflow's pinned numerics, as the jobs did;
+    `vidsme table` on its metrics prints its tables/main.md."""
     import os
     import subprocess
     import sys
+
+    from vidsme.numerics import pinned_env
 
     res = finished_run / "results" / "test"
     dumps = sorted(str(p) for p in (res / "dumps" / "tiny" / "F4").glob("shard*.safetensors"))
     assert len(dumps) == 2
 
     def vidsme_cli(*args: str) -> subprocess.CompletedProcess:
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        env = {**os.environ, "PYTHONPATH": str(ROOT), **pinned_env(1)}  # numerics.pin and threads: the defaults
         out = subprocess.run([sys.executable, "-m", "vidsme", *args], capture_output=True, text=True, env=env, timeout=300)
         assert out.returncode == 0, out.stderr
         return out

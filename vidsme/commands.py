@@ -1,7 +1,9 @@
 """Command-line tasks outside the workflow: score existing dumps, print a results table.
 
 Both reuse the workflow's own steps (``vidsme.pipeline``, ``vidsme.report``): a dump scored here
-gives the same per-video scores as the workflow's ``position_series`` and ``aggregate`` rules.
+gives the per-video scores of the workflow's ``position_series`` and ``aggregate`` rules (bit for
+bit under the same numerics: ``vidsme.numerics.pinned_env`` in the environment, as the workflow's
+jobs have by default).
 
     vidsme score DUMP [DUMP ...] --qr qr.tsv --sheet samples.tsv --out scores.tsv
     vidsme table metrics.tsv [--k 0.1]
