@@ -33,7 +33,8 @@ def test_help_lists_every_command_with_its_summary(capsys: pytest.CaptureFixture
     out = capsys.readouterr().out
     assert out.startswith("usage: vidsme")
     for name, target in cli.COMMANDS.items():
-        doc = cli.resolve(target).__doc__.strip().splitlines()[0]
+        fn = cli.resolve(target)
+        doc = (fn.__doc__ or sys.modules[fn.__module__].__doc__).strip().splitlines()[0]
         line = next(ln for ln in out.splitlines() if ln.strip().startswith(name + " "))
         assert len(doc) > 20 and line.split(None, 1)[1] == doc, name
 

@@ -6,8 +6,8 @@
 COMMANDS maps each command to the ``"module:function"`` that implements it; adding a command is
 one line here. The function takes the argument list (and ``prog``, the name to show in its
 usage, when it has such a parameter) and returns the exit code. A command's one-line help is the
-first line of that function's docstring, read without importing its module, so ``vidsme --help``
-stays fast.
+first line of that function's docstring (else of its module's), read without importing the module,
+so ``vidsme --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -30,18 +30,16 @@ COMMANDS: dict[str, str] = {
 
 
 def summary(target: str) -> str:
-    """First line of the docstring of the function behind ``target`` ("module:function"), read
-    from the module's source without importing it."""
+    """First line of the docstring of the function behind ``target`` ("module:function"), or of its
+    module's when the function has none; read from the source without importing it."""
     module, func = target.split(":", 1)
     spec = importlib.util.find_spec(module)
     if spec is None or spec.origin is None:
         return ""
     tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef) and node.name == func:
-            doc = (ast.get_docstring(node) or "").strip()
-            return doc.splitlines()[0] if doc else ""
-    return ""
+    fn = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == func), None)
+    doc = ((ast.get_docstring(fn) if fn else None) or ast.get_docstring(tree) or "").strip()
+    return doc.splitlines()[0] if doc else ""
 
 
 def resolve(target: str):
