@@ -1,8 +1,21 @@
 # vid-sme: video membership inference (Vid-SME, arXiv 2506.03179) from videos to paper tables.
 # Stages: data -> frames -> statistics -> (q, r) -> model passes -> scoring -> Min-K% -> metrics, tables, figures.
+import os
+import sys
+
 from snakemake.utils import min_version
 
 min_version("9.0")
+
+# The package comes from this workflow's checkout, whichever Python runs Snakemake: first on the
+# path here (config validation, sheets) and, through PYTHONPATH, in every job's script.
+sys.path.insert(0, workflow.basedir)
+_paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(
+        [workflow.basedir] + [p for p in _paths if p and p != workflow.basedir]
+    )
+)
 
 
 configfile: "config/config.yaml"

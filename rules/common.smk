@@ -218,4 +218,3 @@ def expected_inputs(w):
         "run": [f"{RES}/{rel}" for rel in files],
         "expected": [str(root / rel) for rel in files],
     }
-

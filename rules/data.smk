@@ -9,8 +9,6 @@ rule embedded_data:
         f"{LOGS}/embedded_data.log",
     benchmark:
         f"{BENCH}/embedded_data.tsv"
-    conda:
-        "../environment.yml"
     resources:
         mem_mb=2000,
         runtime=30,
@@ -32,8 +30,6 @@ rule train_target:
         f"{LOGS}/train_target/{{variant}}.log",
     benchmark:
         f"{BENCH}/train_target/{{variant}}.tsv"
-    conda:
-        "../environment.yml"
     threads: 2
     resources:
         mem_mb=4000,
@@ -55,8 +51,6 @@ rule samples:
         f"{RES}/samples.tsv",
     log:
         f"{LOGS}/samples.log",
-    conda:
-        "../environment.yml"
     params:
         video_root=config["dataset"]["video_root"] or "",
         split="eval",
@@ -69,8 +63,6 @@ rule tiny_target:
         model=directory(f"{RES}/target/tiny"),
     log:
         f"{LOGS}/tiny_target.log",
-    conda:
-        "../environment.yml"
     params:
         tiny=lambda w: embedded_cfg("tiny"),
         family=config["model"]["family"],
@@ -86,8 +78,6 @@ rule paper_sheet:
         f"{RES}/paper_sheet.tsv",
     log:
         f"{LOGS}/paper_sheet.log",
-    conda:
-        "../environment.yml"
     params:
         dataset=config["dataset"],
         seed=config["seed"],

@@ -11,8 +11,6 @@ rule extract_frames:
         f"{LOGS}/frames/F{{F}}/shard{{shard}}.log",
     benchmark:
         f"{BENCH}/frames/F{{F}}/shard{{shard}}.tsv"
-    conda:
-        "../environment.yml"
     resources:
         mem_mb=2000,
         runtime=30,
@@ -33,8 +31,6 @@ rule video_stats:
         f"{LOGS}/stats/F{{F}}/shard{{shard}}.log",
     benchmark:
         f"{BENCH}/stats/F{{F}}/shard{{shard}}.tsv"
-    conda:
-        "../environment.yml"
     resources:
         mem_mb=2000,
         runtime=30,
@@ -52,8 +48,6 @@ rule adaptive_qr:
         skipped=f"{RES}/stats/F{{F}}/skipped.tsv",
     log:
         f"{LOGS}/stats/F{{F}}/qr.log",
-    conda:
-        "../environment.yml"
     params:
         qr=config["qr"],
     script:

@@ -12,8 +12,6 @@ rule model_pass:
         f"{LOGS}/dumps/{{model}}/F{{F}}/shard{{shard}}.log",
     benchmark:
         f"{BENCH}/dumps/{{model}}/F{{F}}/shard{{shard}}.tsv"
-    conda:
-        "../environment.yml"
     threads: 2
     resources:
         mem_mb=8000,

@@ -8,8 +8,6 @@ rule metrics:
         f"{RES}/metrics/{{model}}/F{{F}}/metrics{{slice}}.tsv",
     log:
         f"{LOGS}/metrics/{{model}}/F{{F}}/metrics{{slice}}.log",
-    conda:
-        "../environment.yml"
     params:
         fprs=config["metrics"]["fprs"],
         n_boot=config["metrics"]["n_boot"],
@@ -23,14 +21,16 @@ rule tables:
     input:
         metrics=f"{RES}/metrics/{MODEL}/F{F}/metrics{{slice}}.tsv",
     output:
-        md=report(f"{RES}/tables/main{{slice}}.md", category="Tables"),
+        md=report(
+            f"{RES}/tables/main{{slice}}.md",
+            caption="../report/main_table.rst",
+            category="Tables",
+        ),
         csv=f"{RES}/tables/main{{slice}}.csv",
         tex=f"{RES}/tables/main{{slice}}.tex",
         k_sweep=f"{RES}/tables/k_sweep{{slice}}.csv",
     log:
         f"{LOGS}/tables{{slice}}.log",
-    conda:
-        "../environment.yml"
     params:
         main_k=config["scoring"]["main_k"],
         fprs=config["metrics"]["fprs"],
@@ -45,14 +45,26 @@ rule figures:
         metrics=f"{RES}/metrics/{MODEL}/F{F}/metrics.tsv",
         qr=f"{RES}/stats/F{F}/qr.tsv",
     output:
-        roc=report(f"{RES}/figures/roc.png", category="Figures"),
-        hist=report(f"{RES}/figures/score_hist.png", category="Figures"),
-        qr=report(f"{RES}/figures/qr_hist.png", category="Figures"),
-        auc_k=report(f"{RES}/figures/auc_vs_k.png", category="Figures"),
+        roc=report(
+            f"{RES}/figures/roc.png", caption="../report/roc.rst", category="Figures"
+        ),
+        hist=report(
+            f"{RES}/figures/score_hist.png",
+            caption="../report/score_hist.rst",
+            category="Figures",
+        ),
+        qr=report(
+            f"{RES}/figures/qr_hist.png",
+            caption="../report/qr_hist.rst",
+            category="Figures",
+        ),
+        auc_k=report(
+            f"{RES}/figures/auc_vs_k.png",
+            caption="../report/auc_vs_k.rst",
+            category="Figures",
+        ),
     log:
         f"{LOGS}/figures.log",
-    conda:
-        "../environment.yml"
     params:
         main_k=config["scoring"]["main_k"],
     script:
@@ -66,8 +78,6 @@ rule provenance:
         f"{RES}/provenance.json",
     log:
         f"{LOGS}/provenance.log",
-    conda:
-        "../environment.yml"
     params:
         config=config,
         model_key=MODEL,
@@ -83,8 +93,6 @@ rule terciles:
         f"{RES}/tables/terciles.csv",
     log:
         f"{LOGS}/terciles.log",
-    conda:
-        "../environment.yml"
     params:
         main_k=config["scoring"]["main_k"],
         seed=config["seed"],
@@ -104,11 +112,13 @@ rule ablation_frames:
         ),
     output:
         table=f"{RES}/tables/ablation_frames.csv",
-        figure=report(f"{RES}/figures/auc_vs_frames.png", category="Figures"),
+        figure=report(
+            f"{RES}/figures/auc_vs_frames.png",
+            caption="../report/auc_vs_frames.rst",
+            category="Figures",
+        ),
     log:
         f"{LOGS}/ablation_frames.log",
-    conda:
-        "../environment.yml"
     params:
         frames=config["ablations"]["frames"],
         main_k=config["scoring"]["main_k"],
@@ -132,8 +142,6 @@ rule ablation_targets:
         table=f"{RES}/tables/ablation_targets.csv",
     log:
         f"{LOGS}/ablation_targets.log",
-    conda:
-        "../environment.yml"
     params:
         variants=["main"] + list(config["ablations"]["variants"]),
         main_k=config["scoring"]["main_k"],

@@ -12,8 +12,6 @@ rule position_series:
         f"{LOGS}/series/{{model}}/F{{F}}/shard{{shard}}{{slice}}.log",
     benchmark:
         f"{BENCH}/series/{{model}}/F{{F}}/shard{{shard}}{{slice}}.tsv"
-    conda:
-        "../environment.yml"
     resources:
         mem_mb=2000,
         runtime=30,
@@ -36,8 +34,6 @@ rule aggregate:
         f"{RES}/scores/{{model}}/F{{F}}/scores{{slice}}.tsv",
     log:
         f"{LOGS}/scores/{{model}}/F{{F}}/aggregate{{slice}}.log",
-    conda:
-        "../environment.yml"
     params:
         k_grid=config["scoring"]["k_grid"],
         model=config["model"],

@@ -14,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))  # benchmarks/fastpath.py: the tests' independent cross-check of PassStats
-WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "config", "report", "profiles", "requirements.lock", "environment.yml")
+WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "config", "report", "profiles", "requirements.lock", ".test")
 
 
 def pytest_collection_modifyitems(config, items):

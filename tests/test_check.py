@@ -75,3 +75,14 @@ def test_main_reports_verdict_and_missing_run(results: Path, capsys: pytest.Capt
     assert "-> PASS" in out and "vid_sme: AUC" in out and (results / "exp" / "check.tsv").is_file()
     assert check.main(["-e", "missing", "--results", str(results)]) == 2
     assert "no finished run" in capsys.readouterr().err
+
+
+def test_missing_ok_only_excuses_an_experiment_without_expected_results(results: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`make reproduce` with a config of its own (e.g. .test/config/config.yaml): no expected folder, nothing to compare."""
+    (results / "mine" / "tables").mkdir(parents=True)
+    assert check.main(["-e", "mine", "--results", str(results)]) == 2  # without the flag: an error
+    capsys.readouterr()
+    assert check.main(["-e", "mine", "--results", str(results), "--missing-ok"]) == 0
+    assert "no expected results for experiment 'mine'" in capsys.readouterr().out
+    (results / "exp" / "tables" / "main.csv").unlink()  # with an expected folder the flag changes nothing
+    assert check.main(["-e", "exp", "--results", str(results), "--missing-ok"]) == 1

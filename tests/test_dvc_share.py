@@ -107,7 +107,7 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     dvc(prod, "config", "core.analytics", "false")
     dvc(prod, "remote", "add", "-d", "local", str(remote))
     t0 = time.monotonic()
-    run(prod, sys.executable, "-m", "vidsme.share", "add", "-e", "t", "-i", "videos")
+    run(prod, sys.executable, "-m", "vidsme.share", "add", "-e", "test", "-i", "videos")
     run(prod, "git", "add", "-A")
     run(prod, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "results of the tiny run")
     dvc(prod, "push", "-q")
@@ -115,12 +115,12 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
     cons = base / "consumer"
     run(base, "git", "clone", "-q", str(prod), str(cons))
-    assert not (cons / "results" / "t" / "dumps").exists() and not (cons / ".snakemake").exists()
+    assert not (cons / "results" / "test" / "dumps").exists() and not (cons / ".snakemake").exists()
     t0 = time.monotonic()
     dvc(cons, "pull", "-q")
     run(cons, sys.executable, "-m", "vidsme.share", "restore")
     t_pull = time.monotonic() - t0
-    print(f"\nDVC: remote {du(remote) / 1e6:.2f} MB ({du(prod / 'results' / 't' / 'dumps') / 1e6:.2f} MB dumps), "
+    print(f"\nDVC: remote {du(remote) / 1e6:.2f} MB ({du(prod / 'results' / 'test' / 'dumps') / 1e6:.2f} MB dumps), "
           f"add+commit+push {t_push:.1f} s, pull+restore {t_pull:.1f} s")
     return prod, cons
 
@@ -129,9 +129,9 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def test_consumer_reruns_no_model_pass_and_no_training(shared: tuple[Path, Path]) -> None:
     prod, cons = shared
     git_files = run(prod, "git", "ls-files").split()
-    assert "results/t/dumps.dvc" in git_files and "share.dvc" in git_files and "videos.dvc" in git_files
+    assert "results/test/dumps.dvc" in git_files and "share.dvc" in git_files and "videos.dvc" in git_files
     assert not any(f.endswith(".safetensors") for f in git_files)  # the data lives in DVC, not git
-    dumps = sorted(p.relative_to(cons) for p in (cons / "results" / "t" / "dumps").rglob("*.safetensors"))
+    dumps = sorted(p.relative_to(cons) for p in (cons / "results" / "test" / "dumps").rglob("*.safetensors"))
     assert len(dumps) == 2 and all((cons / d).read_bytes() == (prod / d).read_bytes() for d in dumps)
     out = snakemake(cons, "-n", "--configfile", "test.yaml").stdout
     assert planned_jobs(out) == {}, out[-3000:]

@@ -18,13 +18,25 @@ from vidsme.paper import (CHECKSUMS, GIT_BLOBS, SETTINGS, PaperError, check_vide
 from vidsme.samples import read_sheet
 
 ROOT = Path(__file__).resolve().parents[1]
-CAPTION_FIX = Path(__file__).resolve().parent / "fixtures" / "paper"  # VDC subset + synthetic member list
-SPLITS = Path(__file__).resolve().parents[2] / "shared" / "paper-splits"
-needs_splits = pytest.mark.skipif(not SPLITS.is_dir(), reason=f"released split lists not found at {SPLITS}")
+# Committed subsets of the released split lists (tests/fixtures/paper/README.md): the QA files cut to
+# their first 8 videos (make_subsets.py), the first 12 VDC items, a synthetic Caption member list;
+# released.json: digests and counts measured on the full released files.
+FIX = Path(__file__).resolve().parent / "fixtures" / "paper"
+CAPTION_FIX = FIX
+RELEASED = json.loads((FIX / "released.json").read_text())["files"]
 
 
 def _items(name: str) -> list[dict]:
-    return json.loads((SPLITS / name).read_text())
+    return json.loads((FIX / name).read_text())
+
+
+def _fixture_splits(tmp_path: Path, setting: str) -> tuple[Path, dict[str, str]]:
+    """A setting's committed fixtures in a splits folder, with their own digests for dataset.split_digests."""
+    d = tmp_path / "splits"
+    d.mkdir(exist_ok=True)
+    for n in SETTINGS[setting].files:
+        shutil.copy(FIX / n, d / n)
+    return d, {n: f"sha256:{paper.sha256_file(d / n)}" for n in SETTINGS[setting].files}
 
 
 def _expected(files: list[str]) -> tuple[dict[str, dict], int]:
@@ -81,32 +93,37 @@ def test_git_blob_id_known_values(tmp_path: Path) -> None:
     assert git_blob_id(tmp_path / "h") == "ce013625030ba8dba906f756967f9e9ca394464a"
 
 
-@needs_splits
 def test_checksums_are_those_of_the_released_files() -> None:
+    """CHECKSUMS and GIT_BLOBS are the digests measured on the released files (released.json);
+    the committed subsets have other digests, so they pass only with their own."""
+    assert set(RELEASED) == set(CHECKSUMS)  # every released file the project has, all but the Caption members
     for name, digest in CHECKSUMS.items():
-        assert hashlib.sha256((SPLITS / name).read_bytes()).hexdigest() == digest, name
-        assert git_blob_id(SPLITS / name) == GIT_BLOBS[name], name  # the blob ids of the pinned commit's tree
+        assert RELEASED[name]["sha256"] == digest and RELEASED[name]["git_blob"] == GIT_BLOBS[name], name
+        assert hashlib.sha256((FIX / name).read_bytes()).hexdigest() != digest, name
+    with pytest.raises(PaperError, match="nextqa_train_official.json: SHA-256 .* does not match the released"):
+        split_files("nextqa", FIX)
 
 
-@needs_splits
 @pytest.mark.parametrize("setting", ["nextqa", "cinepile_mlvu"])
 def test_qa_setting_sheet(setting: str, tmp_path: Path) -> None:
     s = SETTINGS[setting]
     members, n_mem_items = _expected(list(s.members))
     non, n_non_items = _expected(list(s.non_members))
     root = _tree(tmp_path / "videos", list(members) + list(non))
+    splits, digests = _fixture_splits(tmp_path, setting)
     if s.warning:
         with pytest.warns(UserWarning, match="distribution shift"):
-            df = paper_sheet(setting, SPLITS, root)
+            df = paper_sheet(setting, splits, root, digests=digests)
     else:
-        df = paper_sheet(setting, SPLITS, root)
+        df = paper_sheet(setting, splits, root, digests=digests)
     assert len(df) == len(members) + len(non)
     assert (df.label == 1).sum() == len(members) and (df.label == 0).sum() == len(non)
     assert set(df.path[df.label == 1]) == set(members) and set(df.path[df.label == 0]) == set(non)
     assert df.video_id.is_unique and df.video_id.map(lambda v: bool(re.fullmatch(r"[A-Za-z0-9_.-]+", v))).all()
     assert df.n_items[df.label == 1].sum() == n_mem_items and df.n_items[df.label == 0].sum() == n_non_items
     assert (df.split == "eval").all()
-    for _, row in df.sample(50, random_state=0).iterrows():  # first question kept as the prompt fields
+    assert df.n_items.max() > 1  # the subsets keep every item of their videos: some videos repeat
+    for _, row in df.iterrows():  # first question kept as the prompt fields
         it = (members if row.label else non)[row.path]
         assert row.question == it["question"] and json.loads(row.options) == [str(c) for c in it["candidates"]]
         assert row.answer == str(it["answer"])
@@ -116,23 +133,24 @@ def test_qa_setting_sheet(setting: str, tmp_path: Path) -> None:
     assert list(back.video_id) == list(df.video_id) and all(Path(p).is_file() for p in back.path)
 
 
-@needs_splits
 def test_paper_item_counts_match_method() -> None:
-    """METHOD section 10: 8,564 / 8,564 NExT-QA items, 502 / 502 CinePile / MLVU items, 1,027 VDC items."""
-    assert _expected(["nextqa_train_official.json"])[1] == _expected(["nextqa_test_official.json"])[1] == 8564
-    assert _expected(list(SETTINGS["cinepile_mlvu"].members))[1] == _expected(list(paper.MLVU))[1] == 502
-    assert _expected(["lmms_VDC_test.json"])[1] == 1027
+    """METHOD section 10: 8,564 / 8,564 NExT-QA items, 502 / 502 CinePile / MLVU items, 1,027 VDC items
+    (counted on the released files by make_subsets.py)."""
+    n = {name: f["items"] for name, f in RELEASED.items()}
+    assert n["nextqa_train_official.json"] == n["nextqa_test_official.json"] == 8564
+    assert sum(n[f] for f in SETTINGS["cinepile_mlvu"].members) == sum(n[f] for f in paper.MLVU) == 502
+    assert n["lmms_VDC_test.json"] == 1027
 
 
-@needs_splits
 def test_caption_with_own_member_list(tmp_path: Path) -> None:
     """dataset.member_list replaces the released member list (kept whole; only the VDC list is read)."""
+    splits, digests = _fixture_splits(tmp_path, "caption")
     with pytest.raises(PaperError, match=f"member list {tmp_path / 'no.json'} .*dataset.member_list.* not found"):
-        paper_sheet("caption", SPLITS, None, member_list=tmp_path / "no.json")
+        paper_sheet("caption", splits, None, member_list=tmp_path / "no.json", digests=digests)
     mine = _write(tmp_path / "members.json", [{"video": f"mine/m{i}.mp4"} for i in range(5)])
     non, n_items = _expected(["lmms_VDC_test.json"])
     root = _tree(tmp_path / "videos", [f"mine/m{i}.mp4" for i in range(5)] + list(non))
-    df = paper_sheet("caption", SPLITS, root, member_list=mine)
+    df = paper_sheet("caption", splits, root, member_list=mine, digests=digests)
     assert (df.label == 1).sum() == 5 and (df.label == 0).sum() == len(non) and df.n_items.sum() == 5 + n_items
     assert set(df.source[df.label == 1]) == {"members.json"} and set(df.source[df.label == 0]) == {"lmms_VDC_test.json"}
     assert (df.instruction[df.label == 1] == paper.CAPTION_INSTRUCTION).all() and (df.options == "").all()
@@ -225,13 +243,13 @@ def test_check_video_root_samples_at_most_n(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------- fetching
 
 
-@needs_splits
 def test_fetch_from_file_url_into_cache(tmp_path: Path) -> None:
-    url = SPLITS.as_uri() + "/{name}"
-    paths = split_files("cinepile_mlvu", None, cache_dir=tmp_path / "cache", base_url=url)
+    splits, digests = _fixture_splits(tmp_path, "cinepile_mlvu")
+    url = splits.as_uri() + "/{name}"
+    paths = split_files("cinepile_mlvu", None, cache_dir=tmp_path / "cache", base_url=url, digests=digests)
     assert [p.name for p in paths] == list(SETTINGS["cinepile_mlvu"].files)
     assert all(p.parent == tmp_path / "cache" / paper.COMMIT for p in paths)
-    assert all(p.read_bytes() == (SPLITS / p.name).read_bytes() for p in paths)
+    assert all(p.read_bytes() == (FIX / p.name).read_bytes() for p in paths)
 
 
 def test_fetch_uses_pinned_commit_verifies_and_caches(tmp_path: Path, fake_nextqa: Path, monkeypatch) -> None:
@@ -300,11 +318,7 @@ def test_paper_configs(setting: str) -> None:
 
 def _caption_splits(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     """The committed caption fixtures in a splits folder, with their own digests for dataset.split_digests."""
-    d = tmp_path / "splits"
-    d.mkdir()
-    for n in SETTINGS["caption"].files:
-        shutil.copy(CAPTION_FIX / n, d / n)
-    return d, {n: f"sha256:{paper.sha256_file(d / n)}" for n in SETTINGS["caption"].files}
+    return _fixture_splits(tmp_path, "caption")
 
 
 def test_caption_fixtures_are_checked_against_the_released_digests(tmp_path: Path) -> None:
@@ -379,11 +393,12 @@ def _dry_run(setting: str, tmp_path: Path, splits: Path, paths: list[str], **dat
     return jobs
 
 
-@needs_splits
 @pytest.mark.parametrize("setting", ["nextqa", "cinepile_mlvu"])  # 3-4 s each on 2 cores
 def test_paper_config_dry_run_builds_full_dag(setting: str, tmp_path: Path) -> None:
-    """`snakemake -n` on a shipped paper config, with the released splits and a placeholder video tree."""
-    _dry_run(setting, tmp_path, SPLITS, [it["video"] for f in SETTINGS[setting].files for it in _items(f)])
+    """`snakemake -n` on a shipped paper config, with the committed subsets (accepted through
+    dataset.split_digests) and a placeholder video tree."""
+    splits, digests = _fixture_splits(tmp_path, setting)
+    _dry_run(setting, tmp_path, splits, [it["video"] for f in SETTINGS[setting].files for it in _items(f)], split_digests=digests)
 
 
 def test_caption_config_dry_run_from_released_lists(tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ def test_report_embeds_main_table_and_figures(finished_run: Path) -> None:  # no
     html = (finished_run / "report.html").read_text()
     assert html.lstrip().lower().startswith("<!doctype html")
     results = embedded_results(html)
-    res = "results/t"
+    res = "results/test"
     table = results[f"{res}/tables/main.md"]
     assert table["mime_type"] == "text/markdown" and table["job_properties"]["rule"] == "tables"
     text = decoded(table)
@@ -43,3 +43,22 @@ def test_report_embeds_main_table_and_figures(finished_run: Path) -> None:  # no
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and data == (finished_run / res / "figures" / fig).read_bytes()
     categories = json.loads(re.search(r"var categories = (\{.*?\});", html, re.S).group(1))
     assert {"Tables", "Figures"} <= set(categories)
+    # captions (report/*.rst), rendered with the job's wildcards, params and config
+    captions = {Path(k).name: v["caption"] for k, v in results.items()}
+    assert "Main table" in captions["main.md"] and "Video-token positions" in captions["main.md"] and "K = 10%" in captions["main.md"]
+    assert "Answer tokens" in captions["main_answer.md"] and "extension" in captions["main_answer.md"]
+    assert "ROC curves" in captions["roc.png"] and "Score histograms" in captions["score_hist.png"]
+    assert "minmax" in captions["qr_hist.png"] and "beta1 = 1.0" in captions["qr_hist.png"] and "AUC against K" in captions["auc_vs_k.png"]
+
+
+def test_every_report_output_has_a_caption() -> None:
+    """Each report(...) in the rules names a caption file of report/, and each caption file is used."""
+    root = Path(__file__).resolve().parents[1]
+    calls = re.findall(r"report\((.*?)\),\n", "".join(p.read_text() for p in sorted((root / "rules").glob("*.smk"))), re.S)
+    assert len(calls) == 6
+    used = set()
+    for call in calls:
+        m = re.search(r'caption="\.\./report/([\w.]+\.rst)"', call)
+        assert m, call
+        used.add(m.group(1))
+    assert used == {p.name for p in (root / "report").glob("*.rst")} - {"workflow.rst"}

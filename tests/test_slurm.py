@@ -123,7 +123,7 @@ def test_tiny_workflow_runs_through_slurm(slurm_cluster, tmp_path: Path) -> None
     start = time.monotonic()
     snakemake(wd, "--profile", "profiles/site", "--configfile", "test.yaml", timeout=600)
     elapsed = time.monotonic() - start
-    res = wd / "results" / "t"
+    res = wd / "results" / "test"
     assert "AUC" in (res / "tables" / "main.md").read_text()
     assert (res / "figures" / "roc.png").stat().st_size > 1000 and (res / "provenance.json").is_file()
 

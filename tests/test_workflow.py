@@ -1,4 +1,5 @@
-"""The workflow: config validation, DAG shape, an end-to-end run on tiny inputs, incremental reruns."""
+"""The workflow: config validation, DAG shape, an end-to-end run of the committed tiny test
+configuration (.test/config/config.yaml), incremental reruns."""
 
 from __future__ import annotations
 
@@ -9,7 +10,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import copy_workflow, moving_square_clip, planned_jobs, snakemake
+import vidsme
+
+from conftest import ROOT, copy_workflow, planned_jobs, snakemake
+
+TEST_CONFIG = ROOT / ".test" / "config" / "config.yaml"
 
 
 def _sheet(path: Path, n: int, video_dir: str = "videos") -> Path:
@@ -22,14 +27,12 @@ def _sheet(path: Path, n: int, video_dir: str = "videos") -> Path:
 ANSWER = {"answer_slice": {"enabled": True}}  # the end-to-end run also scores the answer tokens
 
 
-def _config(wd: Path, **over) -> Path:
-    cfg = {
-        "experiment": "t",
-        "dataset": {"kind": "sheet", "samples": "sheet.tsv", "shard_size": 4},
-        "frames": {"num_frames": 4},
-        "model": {"source": "tiny"},
-        "metrics": {"n_boot": 50},
-    }
+def _config(wd: Path, sheet: str | None = "sheet.tsv", **over) -> Path:
+    """`wd/test.yaml`: the committed tiny configuration with the test's overrides (merged per section).
+    `sheet`: the test's own sample sheet in `wd`; None: the committed sheet and clips (.test/)."""
+    cfg = yaml.safe_load(TEST_CONFIG.read_text())
+    if sheet is not None:
+        cfg["dataset"].update(samples=sheet, video_root=None)
     for k, v in over.items():
         cfg.setdefault(k, {}).update(v) if isinstance(v, dict) else cfg.__setitem__(k, v)
     p = wd / "test.yaml"
@@ -74,22 +77,27 @@ def test_dry_run_shards_videos_not_one_job_per_video(wd: Path) -> None:
     assert jobs["adaptive_qr"] == 1 and jobs["aggregate"] == jobs["metrics"] == 2
 
 
+def test_committed_test_config_is_the_tiny_run() -> None:
+    """.test/config/config.yaml: 8 committed clips, members and non-members alternating, a tiny model."""
+    cfg = yaml.safe_load(TEST_CONFIG.read_text())
+    assert cfg["experiment"] == "test" and cfg["model"] == {"source": "tiny"} and cfg["frames"]["num_frames"] == 4
+    sheet = pd.read_csv(ROOT / cfg["dataset"]["samples"], sep="\t")
+    assert list(sheet.label) == [0, 1] * 4
+    assert all((ROOT / cfg["dataset"]["video_root"] / p).stat().st_size > 1000 for p in sheet.path)
+
+
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The whole workflow on 8 tiny clips with an untrained tiny model (members/non-members alternate)."""
+    """The whole workflow with the committed test configuration: 8 tiny clips, an untrained tiny model."""
     wd = copy_workflow(tmp_path_factory.mktemp("e2e") / "wf")
-    (wd / "videos").mkdir()
-    for i in range(8):
-        moving_square_clip(wd / "videos" / f"v{i:05d}.mp4", speed=0.5 + i, flicker=0.05 * (i % 3), seed=i)
-    _sheet(wd / "sheet.tsv", 8)
-    _config(wd, scoring=ANSWER)
+    _config(wd, sheet=None)
     snakemake(wd, "--cores", "2", "--configfile", "test.yaml")
     return wd
 
 
 @pytest.mark.slow
 def test_end_to_end_outputs(finished_run: Path) -> None:
-    res = finished_run / "results" / "t"
+    res = finished_run / "results" / "test"
     scores = pd.read_csv(res / "scores" / "tiny" / "F4" / "scores.tsv", sep="\t")
     assert set(scores.video_id) == {f"v{i:05d}" for i in range(8)}
     assert {"video_id", "label", "attack", "k", "score", "q", "r", "model", "revision", "num_frames"} <= set(scores.columns)
@@ -108,12 +116,13 @@ def test_end_to_end_outputs(finished_run: Path) -> None:
     assert "Answer tokens" in (res / "tables" / "main_answer.md").read_text()
     prov = json.loads((res / "provenance.json").read_text())
     assert prov["lock_sha256"] and prov["config"]["frames"]["num_frames"] == 4
-    assert (finished_run / "logs" / "t" / "metrics" / "tiny" / "F4" / "metrics.log").is_file()
+    log = (finished_run / "logs" / "test" / "metrics" / "tiny" / "F4" / "metrics.log").read_text()
+    assert log.startswith(f"vidsme {vidsme.__version__} from {ROOT / 'vidsme'}\n")  # which code wrote it
 
 
 @pytest.mark.slow
 def test_second_run_does_nothing(finished_run: Path) -> None:
-    _config(finished_run, scoring=ANSWER)
+    _config(finished_run, sheet=None)
     out = snakemake(finished_run, "-n", "--configfile", "test.yaml").stdout
     assert planned_jobs(out) == {}, out[-2000:]
 
@@ -121,7 +130,7 @@ def test_second_run_does_nothing(finished_run: Path) -> None:
 @pytest.mark.slow
 def test_answer_slice_toggle_reruns_passes_not_frames(finished_run: Path) -> None:
     """Turning the answer slice off changes what the passes dump: passes rerun, frames and (q, r) do not."""
-    _config(finished_run, scoring={"answer_slice": {"enabled": False}})
+    _config(finished_run, sheet=None, scoring={"answer_slice": {"enabled": False}})
     jobs = planned_jobs(snakemake(finished_run, "-n", "--configfile", "test.yaml").stdout)
     assert jobs["model_pass"] == 2 and jobs["position_series"] == 2
     assert not {"extract_frames", "video_stats", "adaptive_qr", "tiny_target"} & set(jobs)
@@ -129,7 +138,7 @@ def test_answer_slice_toggle_reruns_passes_not_frames(finished_run: Path) -> Non
 
 @pytest.mark.slow
 def test_changing_k_reruns_aggregation_onward_only(finished_run: Path) -> None:
-    _config(finished_run, scoring={"k_grid": [0.0, 0.2, 1.0], **ANSWER})
+    _config(finished_run, sheet=None, scoring={"k_grid": [0.0, 0.2, 1.0]})
     jobs = planned_jobs(snakemake(finished_run, "-n", "--configfile", "test.yaml").stdout)
     assert {"aggregate", "metrics", "tables"} <= set(jobs)
     assert not {"extract_frames", "video_stats", "adaptive_qr", "model_pass", "position_series"} & set(jobs)
@@ -137,7 +146,7 @@ def test_changing_k_reruns_aggregation_onward_only(finished_run: Path) -> None:
 
 @pytest.mark.slow
 def test_changing_beta_reruns_no_model_pass(finished_run: Path) -> None:
-    _config(finished_run, qr={"beta1": 0.5, "beta2": 0.2}, scoring=ANSWER)
+    _config(finished_run, sheet=None, qr={"beta1": 0.5, "beta2": 0.2})
     jobs = planned_jobs(snakemake(finished_run, "-n", "--configfile", "test.yaml").stdout)
     assert {"adaptive_qr", "position_series", "aggregate"} <= set(jobs)
     assert not {"extract_frames", "video_stats", "model_pass", "tiny_target"} & set(jobs)
@@ -145,7 +154,7 @@ def test_changing_beta_reruns_no_model_pass(finished_run: Path) -> None:
 
 @pytest.mark.slow
 def test_changing_frame_count_reruns_from_frames(finished_run: Path) -> None:
-    _config(finished_run, frames={"num_frames": 6}, scoring=ANSWER)
+    _config(finished_run, sheet=None, frames={"num_frames": 6})
     jobs = planned_jobs(snakemake(finished_run, "-n", "--configfile", "test.yaml").stdout)
     assert jobs["extract_frames"] == 2 and jobs["model_pass"] == 2 and jobs["video_stats"] == 2
     assert "tiny_target" not in jobs
@@ -154,15 +163,11 @@ def test_changing_frame_count_reruns_from_frames(finished_run: Path) -> None:
 @pytest.mark.slow
 def test_same_seed_same_scores(finished_run: Path, tmp_path: Path) -> None:
     """A second run from scratch on the same video files gives byte-identical scores and metrics."""
-    import shutil
-
     wd = copy_workflow(tmp_path / "again")
-    shutil.copytree(finished_run / "videos", wd / "videos")  # (the test clips' x264 encoding is not bit-stable)
-    _sheet(wd / "sheet.tsv", 8)
-    _config(wd, scoring=ANSWER)
+    _config(wd, sheet=None)
     snakemake(wd, "--cores", "2", "--configfile", "test.yaml", "--until", "metrics")
     for rel in ("scores/tiny/F4/scores.tsv", "metrics/tiny/F4/metrics.tsv", "scores/tiny/F4/scores_answer.tsv"):
-        assert (wd / "results" / "t" / rel).read_bytes() == (finished_run / "results" / "t" / rel).read_bytes(), rel
+        assert (wd / "results" / "test" / rel).read_bytes() == (finished_run / "results" / "test" / rel).read_bytes(), rel
 
 
 def test_full_config_plans_the_larger_experiment_in_its_own_folders(wd: Path) -> None:
@@ -177,3 +182,35 @@ def test_full_config_plans_the_larger_experiment_in_its_own_folders(wd: Path) ->
     assert jobs["model_pass"] == 38 and jobs["train_target"] == 1  # ceil(600 / 16) shards
     assert "data/embedded_full/samples.tsv" in out and "results/embedded_full/tables/main.md" in out
     assert "data/embedded/" not in out and "results/embedded/" not in out
+
+
+@pytest.mark.slow
+def test_vidsme_score_and_table_reproduce_the_workflow(finished_run: Path, tmp_path: Path) -> None:
+    """`vidsme score` on the run's dumps gives the workflow's scores bit for bit (both slices, default
+    K grid and fixed (q, r)) when it runs with the workflow's pinned numerics, as the jobs did;
+    `vidsme table` on its metrics prints its tables/main.md."""
+    import os
+    import subprocess
+    import sys
+
+    from vidsme.numerics import pinned_env
+
+    res = finished_run / "results" / "test"
+    dumps = sorted(str(p) for p in (res / "dumps" / "tiny" / "F4").glob("shard*.safetensors"))
+    assert len(dumps) == 2
+
+    def vidsme_cli(*args: str) -> subprocess.CompletedProcess:
+        env = {**os.environ, "PYTHONPATH": str(ROOT), **pinned_env(1)}  # numerics.pin and threads: the defaults
+        out = subprocess.run([sys.executable, "-m", "vidsme", *args], capture_output=True, text=True, env=env, timeout=300)
+        assert out.returncode == 0, out.stderr
+        return out
+
+    for slice_name, tag in (("video", ""), ("answer", "_answer")):
+        out = tmp_path / f"scores{tag}.tsv"
+        vidsme_cli("score", *dumps, "--qr", str(res / "stats" / "F4" / "qr.tsv"), "--sheet", str(res / "samples.tsv"),
+                   "--out", str(out), "--slice", slice_name)
+        got, want = pd.read_csv(out, sep="\t"), pd.read_csv(res / "scores" / "tiny" / "F4" / f"scores{tag}.tsv", sep="\t")
+        assert len(want) > 100 and got.model.str.endswith("results/test/target/tiny").all()  # the dumps' model path
+        pd.testing.assert_frame_equal(got.drop(columns="model"), want.drop(columns="model"), check_exact=True)
+    table = vidsme_cli("table", str(res / "metrics" / "tiny" / "F4" / "metrics.tsv"), "--title", "Video-token positions").stdout
+    assert table == (res / "tables" / "main.md").read_text()

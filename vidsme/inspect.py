@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from vidsme.frames import VideoError, sample_frames
+from vidsme.logs import origin
 from vidsme.stats import illumination_k3, motion_k1
 
 
@@ -25,9 +26,12 @@ def _positive(text: str) -> int:
     return v
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit code (0 ok, 2 bad video or bad arguments)."""
-    ap = argparse.ArgumentParser(prog="vidsme-inspect", description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None, prog: str = "vidsme-inspect") -> int:
+    """Sample one video as the workflow would; print its frame count, indices, k1 and k3 (JSON).
+
+    Returns the exit code (0 ok, 2 bad video or bad arguments)."""
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--version", action="version", version=origin())
     ap.add_argument("video", help="video file")
     ap.add_argument("--frames", type=_positive, default=16, help="frames to sample (default 16)")
     ap.add_argument("--resize", type=_positive, default=None, help="max side for the optical flow (default native)")
@@ -36,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         s = sample_frames(args.video, args.frames)
         k1 = motion_k1(s.frames, args.resize)
     except (VideoError, ValueError) as e:
-        print(f"vidsme-inspect: error: {e}", file=sys.stderr)
+        print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
     out = {
         "path": args.video,

@@ -368,8 +368,11 @@ def write_sheet(df: pd.DataFrame, out: str | Path) -> Path:
     return Path(out)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m vidsme.paper", description="Sample sheet of one of the paper's settings.")
+def main(argv: list[str] | None = None, prog: str = "python -m vidsme.paper") -> int:
+    """Write the sample sheet of one of the paper's settings (released split lists -> TSV).
+
+    Returns the exit code (0 ok, 2 bad input)."""
+    ap = argparse.ArgumentParser(prog=prog, description="Sample sheet of one of the paper's settings.")
     ap.add_argument("setting", choices=list(SETTINGS))
     ap.add_argument("--splits", default=None, help="folder with the released split JSONs (default: fetch at the pinned commit)")
     ap.add_argument("--video-root", default=None, help="folder holding the videos (spot-checked)")

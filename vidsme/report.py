@@ -29,21 +29,32 @@ def main_table(metrics: pd.DataFrame, main_k: float, fprs: list[float]) -> pd.Da
     return pd.DataFrame(cols).sort_values("AUC", ascending=False).reset_index(drop=True)
 
 
+def _shown(t: pd.DataFrame) -> pd.DataFrame:
+    """The main table as displayed: values in %, K as a percentage (blank for K-free attacks)."""
+    shown = t.copy()
+    for c in shown.columns:
+        if c not in ("attack", "K", "AUC 95% CI"):
+            shown[c] = shown[c].map(_pct)
+    shown["K"] = [("" if (isinstance(k, float) and math.isnan(k)) else f"{100 * k:g}%") for k in t["K"]]
+    return shown
+
+
+def markdown_table(metrics: pd.DataFrame, main_k: float, fprs: list[float], title: str = "") -> str:
+    """The main table in Markdown, headed by the member counts (and `title`), as in `tables/main.md`."""
+    shown = _shown(main_table(metrics, main_k, fprs))
+    n1, n0 = int(metrics["n_members"].iloc[0]), int(metrics["n_nonmembers"].iloc[0])
+    header = (f"**{title}.** " if title else "") + f"Members: {n1}, non-members: {n0}. Scores: higher = member. Values in %.\n\n"
+    return header + _markdown(shown) + "\n"
+
+
 def write_tables(metrics_tsv: str, md: str, csv: str, tex: str, k_sweep: str, main_k: float, fprs: list[float],
                  title: str = "") -> pd.DataFrame:
     """The main table in three formats, and the AUC-versus-K sweep; `title` heads the Markdown."""
     metrics = pd.read_csv(metrics_tsv, sep="\t")
     t = main_table(metrics, main_k, fprs)
     t.to_csv(csv, index=False)
-    shown = t.copy()
-    for c in shown.columns:
-        if c not in ("attack", "K", "AUC 95% CI"):
-            shown[c] = shown[c].map(_pct)
-    shown["K"] = [("" if (isinstance(k, float) and math.isnan(k)) else f"{100 * k:g}%") for k in t["K"]]
-    n1, n0 = int(metrics["n_members"].iloc[0]), int(metrics["n_nonmembers"].iloc[0])
-    header = (f"**{title}.** " if title else "") + f"Members: {n1}, non-members: {n0}. Scores: higher = member. Values in %.\n\n"
-    Path(md).write_text(header + _markdown(shown) + "\n")
-    Path(tex).write_text(_latex(shown))
+    Path(md).write_text(markdown_table(metrics, main_k, fprs, title))
+    Path(tex).write_text(_latex(_shown(t)))
     sweep = metrics[metrics["k"].notna()].pivot_table(index="attack", columns="k", values="auc")
     sweep.columns = [f"K={100 * k:g}%" for k in sweep.columns]
     sweep.to_csv(k_sweep)
