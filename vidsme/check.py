@@ -280,8 +280,9 @@ def run_check(experiment: str, results_root: Path = Path("results"), out: Path |
     return all(f.ok for f in figs), text
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="vidsme check", description="Compare a finished run with results/expected/.")
+def main(argv: list[str] | None = None, prog: str = "vidsme check") -> int:
+    """Compare a finished run with the committed expected results (PASS/FAIL per figure)."""
+    ap = argparse.ArgumentParser(prog=prog, description="Compare a finished run with results/expected/.")
     ap.add_argument("-e", "--experiment", default=None, help="default: the experiment of --configfile, else embedded")
     ap.add_argument("-c", "--configfile", default=None, help="read the experiment name from this config")
     ap.add_argument("-t", "--target", default="all", choices=list(TARGETS), help="which workflow target's outputs")

@@ -26,6 +26,9 @@ COMMANDS: dict[str, str] = {
     "paper-sheet": "vidsme.paper:main",
     "score": "vidsme.commands:score_main",
     "table": "vidsme.commands:table_main",
+    "check": "vidsme.check:main",
+    "readme": "vidsme.readme:main",
+    "convert-longva": "vidsme.longva:main",
 }
 
 

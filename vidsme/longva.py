@@ -342,8 +342,9 @@ def convert(src: str | Path, dst: str | Path, vision_tower: str | Path | None = 
     return dst
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m vidsme.longva",
+def main(argv: list[str] | None = None, prog: str = "python -m vidsme.longva") -> int:
+    """Convert a LongVA checkpoint (a Vid-SME target) to a transformers-native LLaVA-OneVision folder."""
+    ap = argparse.ArgumentParser(prog=prog,
                                  description="Convert a LongVA checkpoint (e.g. a Vid-SME target) to a transformers folder.")
     ap.add_argument("src", help="LongVA checkpoint folder (config.json, tokenizer, safetensors)")
     ap.add_argument("dst", help="output folder (must not exist unless --overwrite)")

@@ -139,8 +139,9 @@ def render(text: str, source: Path = SOURCE) -> str:
     return VALUE.sub(lambda m: f"<!-- v {m['spec']} -->{render_value(_spec(m['spec']), source)}<!-- /v -->", text)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="vidsme readme", description="Regenerate the README's numbers from results/expected/.")
+def main(argv: list[str] | None = None, prog: str = "vidsme readme") -> int:
+    """Re-render the numbers of the README and docs from results/expected/ (--check: only compare)."""
+    ap = argparse.ArgumentParser(prog=prog, description="Regenerate the README's numbers from results/expected/.")
     ap.add_argument("files", nargs="*", default=[str(ROOT / "README.md")])
     ap.add_argument("--check", action="store_true", help="exit 1, listing the files, if any differs from its rendering")
     args = ap.parse_args(argv)
