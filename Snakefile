@@ -31,6 +31,7 @@ include: "rules/model.smk"
 include: "rules/score.smk"
 include: "rules/report.smk"
 include: "rules/blind.smk"
+include: "rules/inference_common.smk"
 include: "rules/inference.smk"
 
 

@@ -45,6 +45,19 @@ def test_planted_difference_is_detected() -> None:
     assert res.p_value < 0.01 and np.argmax(np.abs(res.weights)) == 2
 
 
+def test_only_the_member_direction_counts_unless_signs_are_free() -> None:
+    """A suspect set that scores LOWER than the non-members (less member-like) is not flagged by default."""
+    rng = np.random.default_rng(6)
+    lower = rng.normal(size=(60, 2))
+    lower[:, 0] -= 1.5
+    ref = rng.normal(size=(60, 2))
+    default = di.split_half_test(lower, ref, np.random.default_rng(0))
+    assert default.p_value > 0.2 and (default.weights >= 0).all()
+    assert di.split_half_test(lower, ref, np.random.default_rng(0), signs="free").p_value < 0.001
+    w, b = di.fit_combiner(np.c_[np.r_[np.zeros(10), np.ones(10)], np.r_[np.ones(10), np.zeros(10)]], np.r_[np.zeros(10), np.ones(10)], 1.0, "nonnegative")
+    assert w[0] > 0 and w[1] == 0  # the feature pointing away from membership is dropped, the other refitted
+
+
 def test_null_sets_reject_at_about_alpha() -> None:
     """Suspect and non-members from one distribution: the split-half test's p-values are valid."""
     rng = np.random.default_rng(2)

@@ -291,7 +291,10 @@ def baseline_step(frames_npzs: Sequence[str], manifests: Sequence[str], qr_tsv: 
     ids = qr.video_id.tolist()
     labels = by_id.loc[ids, "label"].astype(int).to_numpy()
     x = feature_table(_frames(frames_npzs), man, qr, sheet, c)
-    scores, imp, fit, _ = run(x, labels, groups_of(sheet, ids, c["group_column"]), c, seed)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):  # small fits: OpenMP/BLAS threads would spin more than they help
+        scores, imp, fit, _ = run(x, labels, groups_of(sheet, ids, c["group_column"]), c, seed)
     log.info("blind baseline: %s, %d folds x %d repeats", c["classifier"], fit.folds, c["repeats"])
     write_tsv(pd.DataFrame({"video_id": ids, "label": labels, "split": by_id.loc[ids, "split"].to_numpy() if "split" in by_id else "eval",
                             "score": scores}), out_scores)

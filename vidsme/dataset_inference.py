@@ -7,15 +7,17 @@ set of known non-members (each a matrix: videos x attack scores):
 1. each set is split at random into halves A and B;
 2. on A only: every feature is clipped to its [clip, 1 - clip] quantiles and standardised (both
    with A's pooled statistics), and an L2-regularised logistic regression learns to tell suspect
-   from non-member (weights learnt on one half);
+   from non-member (weights learnt on one half); by default its weights are kept non-negative
+   (every attack score is oriented higher = member, so only that direction is evidence of
+   membership; ``signs: free`` lets them take any sign, as Maini et al.);
 3. on B: the same clipping, scaling and weights give one combined score per video, and a
    one-sided Welch t-test asks whether the suspect half scores higher (p-value).
 
 Nothing of B is used before the test, so under the null (the suspect set is exchangeable with the
 non-members) the p-value is valid whatever the combiner learnt. Differences from Maini et al.: the
 clipping and scaling statistics come from half A only (they normalise with the whole suspect
-set), the t-test is Welch's (theirs assumes equal variances), and the combiner is fitted to
-convergence by Newton's method (theirs: 1,000 Adam steps).
+set), the weights are non-negative by default, the t-test is Welch's (theirs assumes equal
+variances), and the combiner is fitted to convergence by Newton's method (theirs: 1,000 Adam steps).
 
 :func:`resampling_study` measures, by seeded resampling, the power (member suspect sets) and the
 false-positive rate (non-member suspect sets) at several set sizes.
@@ -41,6 +43,7 @@ DEFAULTS: dict[str, Any] = {
     "min_half": 5,
     "clip": 0.025,
     "C": 1.0,
+    "signs": "nonnegative",
 }
 
 
@@ -100,11 +103,33 @@ def check_sizes(n_suspect: int, n_reference: int, min_half: int) -> None:
                           f"{min_half} (dataset_inference.min_half), so it needs at least {2 * min_half}")
 
 
+def fit_combiner(z: np.ndarray, y: np.ndarray, C: float, signs: str) -> tuple[np.ndarray, float]:
+    """Weights (one per column of ``z``) and intercept of the logistic combination.
+
+    ``signs="nonnegative"``: every attack score is oriented higher = member, so only a non-negative
+    weight is evidence of membership; columns whose weight comes out negative are dropped and the
+    rest refitted until no weight is negative (all dropped: all-zero weights). ``"free"``: as
+    Maini et al., any sign (the test then flags a set that differs in ANY direction)."""
+    if signs not in ("nonnegative", "free"):
+        raise ValueError(f"config key dataset_inference.signs: {signs!r}; expected 'nonnegative' or 'free'")
+    active = np.ones(z.shape[1], dtype=bool)
+    w = np.zeros(z.shape[1])
+    while active.any():
+        w_a, b = fit_logistic(z[:, active], y, C)
+        if signs == "free" or (w_a >= 0).all():
+            w[active] = w_a
+            return w, b
+        active[np.flatnonzero(active)[w_a < 0]] = False
+    return w, 0.0
+
+
 def split_half_test(suspect: np.ndarray, reference: np.ndarray, rng: np.random.Generator, *, clip: float = 0.025, C: float = 1.0,
-              min_half: int = 5) -> DIResult:
+                    min_half: int = 5, signs: str = "nonnegative") -> DIResult:
     """Split, learn the combination on half A, one-sided Welch t-test (suspect > non-member) on half B.
 
-    ``suspect``, ``reference``: (videos, features) arrays of finite attack scores (higher = member)."""
+    ``suspect``, ``reference``: (videos, features) arrays of finite attack scores (higher = member);
+    ``signs``: see :func:`fit_combiner`. No usable combination (nothing varies on A, or every weight
+    negative under ``nonnegative``) gives p = 1: the set cannot be flagged."""
     s, r = np.asarray(suspect, dtype=np.float64), np.asarray(reference, dtype=np.float64)
     if s.ndim != 2 or r.ndim != 2 or s.shape[1] != r.shape[1] or s.shape[1] == 0:
         raise DIError(f"dataset inference: suspect {s.shape} and non-member {r.shape} must be (videos, features) with the same features")
@@ -124,8 +149,10 @@ def split_half_test(suspect: np.ndarray, reference: np.ndarray, rng: np.random.G
         return DIResult(1.0, math.nan, w)
     z = (a[:, use] - mu[use]) / sd[use]
     y = np.r_[np.ones(len(sa)), np.zeros(len(ra))]
-    w_use, b = fit_logistic(z, y, C)
+    w_use, b = fit_combiner(z, y, C, signs)
     w[use] = w_use
+    if not w_use.any():
+        return DIResult(1.0, math.nan, w)
 
     def score(x: np.ndarray) -> np.ndarray:
         return ((np.clip(x, lo, hi)[:, use] - mu[use]) / sd[use]) @ w_use + b
@@ -177,6 +204,10 @@ def resampling_study(experiments: Sequence[Experiment], feature_sets: Mapping[st
                 rows += [{**base, "features": f, "note": short} for f in feature_sets]
                 continue
             rng = np.random.default_rng([seed, e_i, n])
+            if list(e.suspect.columns) != list(e.reference.columns):
+                raise DIError(f"dataset inference, {e.name}: suspect and non-member pools have different attack columns")
+            sus, ref = e.suspect.to_numpy(float), e.reference.to_numpy(float)
+            cols_of = {f: [e.suspect.columns.get_loc(c) for c in cols] for f, cols in feature_sets.items()}
             detected = {f: 0 for f in feature_sets}
             pvals: dict[str, list[float]] = {f: [] for f in feature_sets}
             for _ in range(int(cfg["resamples"])):
@@ -186,10 +217,10 @@ def resampling_study(experiments: Sequence[Experiment], feature_sets: Mapping[st
                 else:
                     si, ri = rng.permutation(pool_s)[:n], rng.permutation(pool_r)[:n]
                 split_seed = int(rng.integers(2**63))
-                for f, cols in feature_sets.items():
-                    res = split_half_test(e.suspect.iloc[si][list(cols)].to_numpy(), e.reference.iloc[ri][list(cols)].to_numpy(),
-                                    np.random.default_rng(split_seed), clip=float(cfg["clip"]), C=float(cfg["C"]),
-                                    min_half=int(cfg["min_half"]))
+                s_set, r_set = sus[si], ref[ri]
+                for f, cols in cols_of.items():
+                    res = split_half_test(s_set[:, cols], r_set[:, cols], np.random.default_rng(split_seed), clip=float(cfg["clip"]),
+                                          C=float(cfg["C"]), min_half=int(cfg["min_half"]), signs=str(cfg["signs"]))
                     detected[f] += res.p_value < float(cfg["alpha"])
                     pvals[f].append(res.p_value)
             for f in feature_sets:
@@ -248,7 +279,7 @@ def audit(scores_tsvs: Mapping[str, str], suspect: Sequence[str], nonmembers: Se
         raise DIError(f"dataset inference: feature set {features!r} not available; have {sorted(sets)}")
     cols = sets[features]
     return split_half_test(x.loc[list(suspect), cols].to_numpy(), x.loc[list(nonmembers), cols].to_numpy(), np.random.default_rng(seed),
-                     clip=float(c["clip"]), C=float(c["C"]), min_half=int(c["min_half"]))
+                           clip=float(c["clip"]), C=float(c["C"]), min_half=int(c["min_half"]), signs=str(c["signs"]))
 
 
 def feature_sets(columns: Sequence[str]) -> dict[str, list[str]]:
