@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -52,12 +53,12 @@ def test_exchangeable_split_gives_blind_auc_near_half(kind: str) -> None:
 class _Spy:
     """A classifier that records which rows (column 0 holds the row index) it was fitted on and scored."""
 
-    log: list[tuple[set[int], set[int]]] = []
+    log: ClassVar[list[tuple[set[int], set[int]]]] = []
 
     def __init__(self, seed: int, n_train: int) -> None:
         self.fitted: set[int] = set()
 
-    def fit(self, x: np.ndarray, y: np.ndarray) -> "_Spy":
+    def fit(self, x: np.ndarray, y: np.ndarray) -> _Spy:
         self.fitted = set(x[:, 0].astype(int).tolist())
         return self
 
@@ -100,7 +101,7 @@ def test_groups_keep_near_duplicates_in_one_fold() -> None:
     base = rng.normal(size=(100, 5))
     lab = rng.permutation(np.r_[np.ones(50), np.zeros(50)]).astype(int)
     x, y, g = np.repeat(base, 2, axis=0), np.repeat(lab, 2), np.repeat(np.arange(100), 2).astype(object)
-    knn = lambda s, n: KNeighborsClassifier(n_neighbors=1)  # noqa: E731
+    knn = lambda s, n: KNeighborsClassifier(n_neighbors=1)
     leaky = cross_fit(x, y, classifier=knn, folds=5, seed=0)
     grouped = cross_fit(x, y, classifier=knn, folds=5, seed=0, groups=g)
     assert _auc(leaky.scores, y) > 0.9
@@ -281,7 +282,9 @@ def test_step_planted_brightness_shift(tmp_path: Path) -> None:
     assert list(scores.columns) == ["video_id", "label", "split", "score"] and len(scores) == 60
     metrics = pd.read_csv(tmp_path / "out_metrics", sep="\t")
     assert metrics.attack.tolist() == ["blind"] and metrics.k.isna().all()
-    from vidsme.pipeline import metrics as attack_metrics  # same columns as an attack's metrics file
+    from vidsme.pipeline import (
+        metrics as attack_metrics,  # same columns as an attack's metrics file
+    )
 
     pd.DataFrame({"video_id": scores.video_id, "label": scores.label, "attack": "x", "k": np.nan, "score": scores.score}).to_csv(
         tmp_path / "sc.tsv", sep="\t", index=False)
@@ -290,6 +293,15 @@ def test_step_planted_brightness_shift(tmp_path: Path) -> None:
     assert imp[imp.level == "group"].feature.iloc[0] == "colour"
     # every container fact is constant here (dropped) except the file size and what derives from it
     assert set(imp[(imp.level == "feature") & (imp.group == "container")].feature) == {"container:log_file_bytes", "container:bits_per_pixel_frame"}
+
+
+def test_step_is_deterministic(tmp_path: Path) -> None:
+    inputs = _inputs(tmp_path, 40, bright_members=False)
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    _step(tmp_path / "a", inputs)
+    _step(tmp_path / "b", inputs)
+    for f in ("out_scores", "out_metrics", "out_importances"):
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
 
 
 def test_step_exchangeable_and_without_text(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -321,7 +333,12 @@ def test_report_adds_blind_row_and_verdict(tmp_path: Path) -> None:
 def test_manifest_records_container_facts(tmp_path: Path) -> None:
     from conftest import moving_square_clip
 
-    from vidsme.frames import CONTAINER_COLUMNS, MANIFEST_COLUMNS, extract_shard, read_manifest
+    from vidsme.frames import (
+        CONTAINER_COLUMNS,
+        MANIFEST_COLUMNS,
+        extract_shard,
+        read_manifest,
+    )
 
     clip = moving_square_clip(tmp_path / "a.mp4", n=24, size=48)
     extract_shard([("a", clip), ("gone", tmp_path / "none.mp4")], 4, tmp_path / "s.npz", tmp_path / "s.tsv")

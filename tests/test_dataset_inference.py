@@ -54,7 +54,7 @@ def test_only_the_member_direction_counts_unless_signs_are_free() -> None:
     default = di.split_half_test(lower, ref, np.random.default_rng(0))
     assert default.p_value > 0.2 and (default.weights >= 0).all()
     assert di.split_half_test(lower, ref, np.random.default_rng(0), signs="free").p_value < 0.001
-    w, b = di.fit_combiner(np.c_[np.r_[np.zeros(10), np.ones(10)], np.r_[np.ones(10), np.zeros(10)]], np.r_[np.zeros(10), np.ones(10)], 1.0, "nonnegative")
+    w, _ = di.fit_combiner(np.c_[np.r_[np.zeros(10), np.ones(10)], np.r_[np.ones(10), np.zeros(10)]], np.r_[np.zeros(10), np.ones(10)], 1.0, "nonnegative")
     assert w[0] > 0 and w[1] == 0  # the feature pointing away from membership is dropped, the other refitted
 
 

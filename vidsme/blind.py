@@ -26,7 +26,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vidsme.blindfeatures import clean_features, container_features, feature_group, select, sheet_texts, text_features, visual_features
+from vidsme.blindfeatures import (
+    clean_features,
+    container_features,
+    feature_group,
+    select,
+    sheet_texts,
+    text_features,
+    visual_features,
+)
 
 log = logging.getLogger("vidsme.blind")
 
@@ -255,8 +263,11 @@ def config(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
     unknown = sorted(set(out) - set(DEFAULTS))
     if unknown:
         raise ValueError(f"unknown config key(s) blind.{unknown[0]}; known: {sorted(DEFAULTS)}")
-    if int(out["folds"]) < 2 or int(out["repeats"]) < 1 or not math.isfinite(float(out["verdict_margin"])):
-        raise ValueError(f"config key blind: folds >= 2 and repeats >= 1 needed, got {out['folds']} and {out['repeats']}")
+    for key, ok in (("folds", int(out["folds"]) >= 2), ("repeats", int(out["repeats"]) >= 1),
+                    ("importance_repeats", int(out["importance_repeats"]) >= 1),
+                    ("verdict_margin", 0 <= float(out["verdict_margin"]) <= 0.5)):
+        if not ok:
+            raise ValueError(f"config key blind.{key}: {out[key]!r} is out of range (see config/schemas/config.schema.yaml)")
     return out
 
 

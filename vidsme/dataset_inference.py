@@ -294,11 +294,12 @@ def feature_sets(columns: Sequence[str]) -> dict[str, list[str]]:
 def markdown(table: pd.DataFrame, cfg: Mapping[str, Any]) -> str:
     """The study as a Markdown table: rate in % with its Clopper-Pearson 95% CI per set size."""
     sizes = list(cfg["set_sizes"])
-    lines = [f"**Dataset inference** (after Maini et al. 2024): {int(cfg['resamples'])} seeded resamples per cell; a set is "
+    intro = (f"**Dataset inference** (after Maini et al. 2024): {int(cfg['resamples'])} seeded resamples per cell; a set is "
              f"detected when the one-sided Welch t-test on the held-out halves gives p < {cfg['alpha']:g}. Power: suspect sets "
              "of members; false-positive rate (FPR): suspect sets of non-members, which must stay at or below "
              f"{100 * float(cfg['alpha']):g}%. Values in % [Clopper-Pearson 95% CI over the resamples; resamples share videos, "
-             "so the CI is conditional on these pools].\n",
+             "so the CI is conditional on these pools].\n")
+    lines = [intro,
              "| experiment | features | " + " | ".join(f"n = {n}" for n in sizes) + " |", "|---|---|" + "---|" * len(sizes)]
     for (exp, feats), g in table.groupby(["experiment", "features"], sort=False):
         cells = []

@@ -149,6 +149,12 @@ def qr_table(
         if len(missing):
             raise ValueError(f"video {missing.iloc[0]!r} is ok but has no {col}")
     q, r = map_qr(ok.k1.to_numpy(float), ok.k3.to_numpy(float), **qr_cfg)  # type: ignore[arg-type]
+    return _write_both(t, q, r, out_tsv, out_skipped)
+
+
+def _write_both(t: pd.DataFrame, q: np.ndarray, r: np.ndarray, out_tsv: str | os.PathLike[str], out_skipped: str | os.PathLike[str]) -> pd.DataFrame:
+    """Write the (q, r) table of the ok rows of ``t`` and the table of the others; return the first."""
+    ok = t[t.status == "ok"]
     out = pd.DataFrame({"video_id": ok.video_id.to_numpy(), "n_decoded": ok.n_decoded.astype("int64").to_numpy(), "k1": ok.k1.to_numpy(float), "k3": ok.k3.to_numpy(float), "q": q, "r": r})
     _write(out_tsv, QR_COLUMNS, list(out.itertuples(index=False, name=None)))
     sk = t[t.status != "ok"]
@@ -208,9 +214,4 @@ def qr_table_from(
         raise ValueError(f"video {both[0]!r} is in the reference set {reference_qr} and in the set to map")
     ok = t[t.status == "ok"]
     q, r = map_qr_from(ref.k1.to_numpy(float), ref.k3.to_numpy(float), ok.k1.to_numpy(float), ok.k3.to_numpy(float), **qr_cfg)  # type: ignore[arg-type]
-    out = pd.DataFrame({"video_id": ok.video_id.to_numpy(), "n_decoded": ok.n_decoded.astype("int64").to_numpy(), "k1": ok.k1.to_numpy(float),
-                        "k3": ok.k3.to_numpy(float), "q": q, "r": r})
-    _write(out_tsv, QR_COLUMNS, list(out.itertuples(index=False, name=None)))
-    sk = t[t.status != "ok"]
-    _write(out_skipped, SKIPPED_COLUMNS, [(v, None if pd.isna(n) else int(n), s, why) for v, n, s, why in zip(sk.video_id, sk.n_decoded, sk.status, sk.reason)])
-    return out
+    return _write_both(t, q, r, out_tsv, out_skipped)
