@@ -17,8 +17,6 @@ rule blind_baseline:
         f"{LOGS}/blind/blind_baseline.log",
     benchmark:
         f"{BENCH}/blind/blind_baseline.tsv"
-    conda:
-        "../environment.yml"
     resources:
         mem_mb=2000,
         runtime=30,

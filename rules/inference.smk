@@ -49,8 +49,6 @@ rule val_qr:
         skipped=f"{VAL}/stats/F{{F}}/skipped.tsv",
     log:
         f"{LOGS}/val/stats/F{{F}}/qr.log",
-    conda:
-        "../environment.yml"
     params:
         qr=config["qr"],
     script:
@@ -101,13 +99,15 @@ rule dataset_inference:
         unpack(di_inputs),
     output:
         csv=f"{RES}/tables/dataset_inference.csv",
-        md=report(f"{RES}/tables/dataset_inference.md", category="Tables"),
+        md=report(
+            f"{RES}/tables/dataset_inference.md",
+            caption="../report/dataset_inference.rst",
+            category="Tables",
+        ),
     log:
         f"{LOGS}/dataset_inference.log",
     benchmark:
         f"{BENCH}/dataset_inference.tsv"
-    conda:
-        "../environment.yml"
     resources:
         mem_mb=2000,
         runtime=30,
