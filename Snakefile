@@ -30,12 +30,16 @@ include: "rules/frames.smk"
 include: "rules/model.smk"
 include: "rules/score.smk"
 include: "rules/report.smk"
+include: "rules/blind.smk"
+include: "rules/inference_common.smk"
+include: "rules/inference.smk"
 
 
 rule all:
     default_target: True
     input:
         all_outputs(),
+        inference_outputs(),
 
 
 rule ablations:

@@ -20,6 +20,7 @@ rule metrics:
 rule tables:
     input:
         metrics=f"{RES}/metrics/{MODEL}/F{F}/metrics{{slice}}.tsv",
+        blind=f"{RES}/blind/metrics.tsv",
     output:
         md=report(
             f"{RES}/tables/main{{slice}}.md",
@@ -35,6 +36,7 @@ rule tables:
         main_k=config["scoring"]["main_k"],
         fprs=config["metrics"]["fprs"],
         title=lambda w: "Answer tokens" if w.slice else "Video-token positions",
+        verdict_margin=config["blind"]["verdict_margin"],
     script:
         "../scripts/tables.py"
 

@@ -408,3 +408,19 @@ def test_caption_config_dry_run_from_released_lists(tmp_path: Path) -> None:
     paths = [it["video"] for f in SETTINGS["caption"].files for it in json.loads((splits / f).read_text())]
     assert len(set(paths)) == 32
     _dry_run("caption", tmp_path, splits, paths, split_digests=digests, shard_size=8)
+
+
+def test_paper_blind_check_needs_no_model(tmp_path: Path) -> None:
+    """`snakemake blind --configfile config/paper/cinepile_mlvu.yaml`: the paper's split checked on a laptop:
+    sheet, frames, statistics and the blind classifier; no model pass (the config's GPU model is never loaded)."""
+    from conftest import copy_workflow, planned_jobs, snakemake
+
+    splits, digests = _fixture_splits(tmp_path, "cinepile_mlvu")
+    paths = [it["video"] for f in SETTINGS["cinepile_mlvu"].files for it in _items(f)]
+    wd = copy_workflow(tmp_path / "wf")
+    cfg = yaml.safe_load((wd / "config" / "paper" / "cinepile_mlvu.yaml").read_text())
+    cfg["dataset"].update(splits_dir=str(splits), video_root=str(_tree(tmp_path / "videos", paths)), split_digests=digests)
+    (wd / "paper.yaml").write_text(yaml.safe_dump(cfg))
+    jobs = planned_jobs(snakemake(wd, "-n", "blind", "--configfile", "paper.yaml").stdout)
+    assert jobs["paper_sheet"] == 1 and jobs["blind_baseline"] == 1 and jobs["extract_frames"] >= 1
+    assert not {"model_pass", "position_series", "aggregate", "val_model_pass", "train_target"} & set(jobs)

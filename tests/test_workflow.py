@@ -114,6 +114,16 @@ def test_end_to_end_outputs(finished_run: Path) -> None:
     assert set(answer.video_id) == set(scores.video_id) and set(answer.attack) == set(scores.attack)
     assert not answer.set_index(["video_id", "attack", "k"]).score.equals(scores.set_index(["video_id", "attack", "k"]).score)
     assert "Answer tokens" in (res / "tables" / "main_answer.md").read_text()
+    # the blind baseline: a row of both main tables, its verdict in their headers, importances beside them
+    for table in ("main.md", "main_answer.md"):
+        md = (res / "tables" / table).read_text()
+        assert "| blind |" in md and "Blind baseline AUC" in md
+    blind = pd.read_csv(res / "blind" / "scores.tsv", sep="\t")
+    assert list(blind.columns) == ["video_id", "label", "split", "score"] and set(blind.video_id) == set(scores.video_id)
+    assert (res / "tables" / "blind_features.csv").stat().st_size > 0
+    # dataset inference: 4 + 4 videos cannot make a set of 10; every cell says so
+    di = pd.read_csv(res / "tables" / "dataset_inference.csv")
+    assert di.rate.isna().all() and di.note.str.contains("pool has 4 videos").all()
     prov = json.loads((res / "provenance.json").read_text())
     assert prov["lock_sha256"] and prov["config"]["frames"]["num_frames"] == 4
     log = (finished_run / "logs" / "test" / "metrics" / "tiny" / "F4" / "metrics.log").read_text()
@@ -168,6 +178,38 @@ def test_same_seed_same_scores(finished_run: Path, tmp_path: Path) -> None:
     snakemake(wd, "--cores", "2", "--configfile", "test.yaml", "--until", "metrics")
     for rel in ("scores/tiny/F4/scores.tsv", "metrics/tiny/F4/metrics.tsv", "scores/tiny/F4/scores_answer.tsv"):
         assert (wd / "results" / "test" / rel).read_bytes() == (finished_run / "results" / "test" / rel).read_bytes(), rel
+
+
+def test_blind_target_needs_no_model(wd: Path) -> None:
+    """`snakemake blind`: frames, statistics and the classifier; no model is trained, built or run."""
+    _sheet(wd / "sheet.tsv", 8)
+    _config(wd)
+    jobs = planned_jobs(snakemake(wd, "-n", "blind", "--configfile", "test.yaml").stdout)
+    assert jobs["blind_baseline"] == 1 and jobs["extract_frames"] == 2 and jobs["adaptive_qr"] == 1
+    assert not {"model_pass", "tiny_target", "train_target", "position_series"} & set(jobs)
+    jobs = planned_jobs(snakemake(wd, "-n", "blind").stdout)  # the embedded default: generated videos, no training
+    assert jobs["embedded_data"] == 1 and jobs["blind_baseline"] == 1
+    assert not {"model_pass", "train_target", "val_model_pass"} & set(jobs)
+
+
+def test_validation_videos_are_scored_apart_from_the_evaluation_set(wd: Path) -> None:
+    """A sheet with a val split: its videos get their own frames, passes and scores under val/, for dataset
+    inference; the evaluation set's rules are the same as without them. (Their shard count is not compared:
+    common.smk's n_videos() counts every row of a sheet, validation rows included.)"""
+    _sheet(wd / "sheet.tsv", 8)
+    _config(wd)
+    base = planned_jobs(snakemake(wd, "-n", "--configfile", "test.yaml").stdout)
+    lines = (wd / "sheet.tsv").read_text().splitlines()
+    extra = [f"w{i:05d}\tvideos/w{i:05d}.mp4\t0\t" + "\t".join(lines[1].split("\t")[3:]) for i in range(6)]
+    (wd / "sheet.tsv").write_text("\n".join([lines[0] + "\tsplit"] + [l + "\teval" for l in lines[1:]] + [e + "\tval" for e in extra]) + "\n")
+    out = snakemake(wd, "-n", "--configfile", "test.yaml").stdout
+    jobs = planned_jobs(out)
+    assert {k for k in jobs if not k.startswith("val_")} == set(base)
+    assert jobs["val_extract_frames"] == jobs["val_model_pass"] == 2 and jobs["val_qr"] == 1 and jobs["val_aggregate"] == 2
+    assert "/val/scores/tiny/F4/scores.tsv" in out
+    _config(wd, dataset_inference={"enabled": False})
+    jobs = planned_jobs(snakemake(wd, "-n", "--configfile", "test.yaml").stdout)
+    assert "dataset_inference" not in jobs and not any(k.startswith("val_") for k in jobs)
 
 
 def test_full_config_plans_the_larger_experiment_in_its_own_folders(wd: Path) -> None:

@@ -24,6 +24,11 @@ count it. Pass ``count="decode"`` to always count by decoding.
 Bad input (missing, empty, not a video, no video stream, truncated beyond use, fewer than F
 decodable frames) raises :class:`VideoError` naming the file and the reason. Rotation metadata and
 non-square sample aspect ratios are ignored: frames are returned as stored.
+
+Container facts (resolution, fps, declared frame count, duration, file size, bit rate, codec, pixel
+format) are read while the container is open anyway and recorded in the shard manifest after its
+first five columns (:data:`CONTAINER_COLUMNS`); the blind baseline (`vidsme.blind`) uses them, so
+nothing downstream opens a video a second time.
 """
 
 from __future__ import annotations
@@ -50,9 +55,14 @@ __all__ = [
     "load_frames",
     "read_manifest",
     "atomic_write_text",
+    "MANIFEST_COLUMNS",
+    "CONTAINER_COLUMNS",
 ]
 
 MANIFEST_COLUMNS = ("video_id", "n_decoded", "indices", "status", "reason")
+# Container facts, after MANIFEST_COLUMNS in the manifest (empty for a skipped video or a fact the
+# container does not declare).
+CONTAINER_COLUMNS = ("width", "height", "fps", "declared_frames", "duration_s", "file_bytes", "bit_rate", "codec", "pix_fmt")
 
 
 class VideoError(ValueError):
@@ -76,6 +86,16 @@ class SampledVideo:
     height: int
     width: int
     method: Literal["seek", "decode"]  # how N was established
+    duration_s: float | None = None  # the stream's (else the container's) declared duration
+    file_bytes: int | None = None
+    bit_rate: int | None = None  # the container's declared bit rate (bits/s)
+    codec: str = ""
+    pix_fmt: str = ""
+
+    def container_facts(self) -> tuple[object, ...]:
+        """The values of :data:`CONTAINER_COLUMNS`, in order."""
+        return (self.width, self.height, self.fps, self.declared_frames, self.duration_s, self.file_bytes, self.bit_rate,
+                self.codec, self.pix_fmt)
 
 
 def sample_indices(n: int, num_frames: int) -> np.ndarray:
@@ -225,12 +245,26 @@ def sample_frames(
         raise VideoError(p, f"decoding failed ({type(e).__name__}: {e})") from e
 
 
+def _declared(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> dict[str, object]:
+    """What the container says about itself (no decoding): duration, bit rate, codec, pixel format."""
+    if stream.duration is not None and stream.time_base:
+        duration: float | None = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        duration = container.duration / av.time_base
+    else:
+        duration = None
+    ctx = stream.codec_context
+    return {"duration_s": duration, "bit_rate": int(container.bit_rate) if container.bit_rate else None,
+            "codec": ctx.name or "", "pix_fmt": ctx.pix_fmt or ""}
+
+
 def _sample(p: Path, num_frames: int, count: str) -> SampledVideo:
     with _open(p) as container:
         stream = container.streams.video[0]
         declared = int(stream.frames) or None
         rate = stream.average_rate or stream.guessed_rate
         fps = float(rate) if rate else None
+        facts = _declared(container, stream)
         method: Literal["seek", "decode"] = "seek"
         try:
             if count == "decode":
@@ -249,6 +283,8 @@ def _sample(p: Path, num_frames: int, count: str) -> SampledVideo:
         height=int(frames.shape[1]),
         width=int(frames.shape[2]),
         method=method,
+        file_bytes=p.stat().st_size,
+        **facts,  # type: ignore[arg-type]
     )
 
 
@@ -262,6 +298,7 @@ class ManifestRow:
     indices: tuple[int, ...]
     status: Literal["ok", "skipped"]
     reason: str
+    container: dict[str, str] | None = None  # columns after MANIFEST_COLUMNS, as written (None: none)
 
 
 def _atomic_target(path: Path) -> tuple[int, str]:
@@ -331,7 +368,8 @@ def extract_shard(
     """Sample every ``(video_id, path)`` of a shard; write frames (npz) and a manifest (TSV).
 
     npz keys are video ids (uint8 ``(F, H, W, 3)`` arrays, no pickle). Manifest columns:
-    ``video_id, n_decoded, indices, status, reason`` (``indices`` comma-separated). With
+    ``video_id, n_decoded, indices, status, reason`` (``indices`` comma-separated), then the
+    container facts :data:`CONTAINER_COLUMNS` (empty for a skipped video). With
     ``on_error="skip"`` a bad video is listed as ``skipped`` with its reason and left out of the
     npz; with ``"fail"`` its :class:`VideoError` is raised and nothing is written. Both files are
     written atomically.
@@ -344,6 +382,7 @@ def extract_shard(
             raise ValueError(f"empty or duplicate video_id {vid!r} in shard")
         seen.add(vid)
     manifest: list[ManifestRow] = []
+    facts: list[tuple[object, ...]] = []
     npz = _NpzWriter(Path(out_npz), compress)
     try:
         for vid, path in rows:
@@ -353,15 +392,17 @@ def extract_shard(
                 if on_error == "fail":
                     raise
                 manifest.append(ManifestRow(vid, None, (), "skipped", e.reason))
+                facts.append((None,) * len(CONTAINER_COLUMNS))
                 continue
             npz.add(vid, s.frames)
             manifest.append(ManifestRow(vid, s.n_decoded, tuple(s.indices.tolist()), "ok", ""))
+            facts.append(s.container_facts())
     except BaseException:
         npz.abort()
         raise
     npz.commit()
-    table = [(m.video_id, m.n_decoded, ",".join(map(str, m.indices)), m.status, m.reason) for m in manifest]
-    atomic_write_text(out_manifest, _tsv(table, MANIFEST_COLUMNS))
+    table = [(m.video_id, m.n_decoded, ",".join(map(str, m.indices)), m.status, m.reason, *f) for m, f in zip(manifest, facts)]
+    atomic_write_text(out_manifest, _tsv(table, MANIFEST_COLUMNS + CONTAINER_COLUMNS))
     return manifest
 
 
@@ -372,11 +413,16 @@ def load_frames(npz_path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
 
 
 def read_manifest(path: str | os.PathLike[str]) -> list[ManifestRow]:
-    """Parse a manifest TSV written by :func:`extract_shard`."""
+    """Parse a manifest TSV written by :func:`extract_shard`.
+
+    Its first columns must be :data:`MANIFEST_COLUMNS`; the columns after them (the container facts,
+    :data:`CONTAINER_COLUMNS`) go to ``container`` as text (``None`` for a manifest without them)."""
     with open(path, encoding="utf-8", newline="") as f:
         reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        if tuple(reader.fieldnames or ()) != MANIFEST_COLUMNS:
-            raise ValueError(f"{path}: manifest columns {reader.fieldnames}, expected {list(MANIFEST_COLUMNS)}")
+        names = tuple(reader.fieldnames or ())
+        if names[: len(MANIFEST_COLUMNS)] != MANIFEST_COLUMNS:
+            raise ValueError(f"{path}: manifest columns {reader.fieldnames}, expected {list(MANIFEST_COLUMNS)} first")
+        extra = names[len(MANIFEST_COLUMNS):]
         out = []
         for line, r in enumerate(reader, start=2):
             status = r["status"]
@@ -384,5 +430,6 @@ def read_manifest(path: str | os.PathLike[str]) -> list[ManifestRow]:
                 raise ValueError(f"{path}:{line}: bad status {status!r}")
             n = int(r["n_decoded"]) if r["n_decoded"] else None
             idx = tuple(int(i) for i in r["indices"].split(",")) if r["indices"] else ()
-            out.append(ManifestRow(r["video_id"], n, idx, status, r["reason"] or ""))  # type: ignore[arg-type]
+            facts = {c: r[c] or "" for c in extra} if extra else None
+            out.append(ManifestRow(r["video_id"], n, idx, status, r["reason"] or "", facts))  # type: ignore[arg-type]
     return out

@@ -32,7 +32,7 @@ import pandas as pd
 
 from vidsme.frames import atomic_write_text
 
-__all__ = ["map_qr", "unit_position", "qr_table", "QR_COLUMNS", "SKIPPED_COLUMNS"]
+__all__ = ["map_qr", "map_qr_from", "unit_position", "qr_table", "qr_table_from", "QR_COLUMNS", "SKIPPED_COLUMNS"]
 
 Mode = Literal["minmax", "rank", "fixed"]
 QR_COLUMNS = ("video_id", "n_decoded", "k1", "k3", "q", "r")
@@ -149,8 +149,69 @@ def qr_table(
         if len(missing):
             raise ValueError(f"video {missing.iloc[0]!r} is ok but has no {col}")
     q, r = map_qr(ok.k1.to_numpy(float), ok.k3.to_numpy(float), **qr_cfg)  # type: ignore[arg-type]
+    return _write_both(t, q, r, out_tsv, out_skipped)
+
+
+def _write_both(t: pd.DataFrame, q: np.ndarray, r: np.ndarray, out_tsv: str | os.PathLike[str], out_skipped: str | os.PathLike[str]) -> pd.DataFrame:
+    """Write the (q, r) table of the ok rows of ``t`` and the table of the others; return the first."""
+    ok = t[t.status == "ok"]
     out = pd.DataFrame({"video_id": ok.video_id.to_numpy(), "n_decoded": ok.n_decoded.astype("int64").to_numpy(), "k1": ok.k1.to_numpy(float), "k3": ok.k3.to_numpy(float), "q": q, "r": r})
     _write(out_tsv, QR_COLUMNS, list(out.itertuples(index=False, name=None)))
     sk = t[t.status != "ok"]
     _write(out_skipped, SKIPPED_COLUMNS, [(v, None if pd.isna(n) else int(n), s, why) for v, n, s, why in zip(sk.video_id, sk.n_decoded, sk.status, sk.reason)])
     return out
+
+
+def map_qr_from(
+    ref_k1: Sequence[float] | np.ndarray,
+    ref_k3: Sequence[float] | np.ndarray,
+    k1: Sequence[float] | np.ndarray,
+    k3: Sequence[float] | np.ndarray,
+    beta1: float = 1.0,
+    beta2: float = 0.1,
+    mode: Mode = "minmax",
+    fixed_q: float | None = None,
+    fixed_r: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(q, r)`` of videos OUTSIDE a reference set, by the reference set's own mapping (not refitted).
+
+    A value's unit position is interpolated linearly between the reference values' positions (those
+    :func:`map_qr` gives them) and clipped to [0, 1] beyond the reference range. Hence a reference
+    video's own (k1, k3) gets exactly its :func:`map_qr` value, minmax is the reference's min-max map
+    clipped, and adding videos scored this way never changes any reference video's (q, r)."""
+    if mode == "fixed":
+        return map_qr(k1, k3, beta1, beta2, mode, fixed_q, fixed_r)
+    r1, r3 = np.asarray(ref_k1, dtype=np.float64), np.asarray(ref_k3, dtype=np.float64)
+    a1, a3 = np.asarray(k1, dtype=np.float64), np.asarray(k3, dtype=np.float64)
+    if r1.size == 0 or r1.shape != r3.shape or a1.ndim != 1 or a1.shape != a3.shape:
+        raise ValueError(f"need a non-empty reference and 1-D k1, k3 of equal length; got shapes {r1.shape}, {r3.shape}, {a1.shape}, {a3.shape}")
+    for name, x in (("reference k1", r1), ("reference k3", r3), ("k1", a1), ("k3", a3)):
+        _check(name, x)
+    ref_q, ref_r = map_qr(r1, r3, beta1, beta2, mode)
+
+    def interp(ref: np.ndarray, mapped: np.ndarray, x: np.ndarray) -> np.ndarray:
+        xs, first = np.unique(ref, return_index=True)
+        if xs.size == 1:  # every reference video ties: all get the midpoint, so does everyone else
+            return np.full(x.size, mapped[0])
+        return np.interp(x, xs, mapped[first])  # constant beyond the ends = clipped
+
+    return interp(r1, ref_q, a1), interp(r3, ref_r, a3)
+
+
+def qr_table_from(
+    reference_qr: str | os.PathLike[str],
+    stats_tsvs: Sequence[str | os.PathLike[str]],
+    out_tsv: str | os.PathLike[str],
+    out_skipped: str | os.PathLike[str],
+    **qr_cfg: object,
+) -> pd.DataFrame:
+    """:func:`qr_table` for videos outside the evaluation set: (q, r) by the evaluation set's mapping
+    (its ``qr.tsv``, :func:`map_qr_from`), so the evaluation set's own (q, r) stay as they are."""
+    ref = pd.read_csv(reference_qr, sep="\t", dtype={"video_id": str})
+    t = pd.concat([_read_stats(p) for p in stats_tsvs], ignore_index=True) if stats_tsvs else pd.DataFrame(columns=list(SKIPPED_COLUMNS) + ["k1", "k3"])
+    both = sorted(set(ref.video_id) & set(t.video_id))
+    if both:
+        raise ValueError(f"video {both[0]!r} is in the reference set {reference_qr} and in the set to map")
+    ok = t[t.status == "ok"]
+    q, r = map_qr_from(ref.k1.to_numpy(float), ref.k3.to_numpy(float), ok.k1.to_numpy(float), ok.k3.to_numpy(float), **qr_cfg)  # type: ignore[arg-type]
+    return _write_both(t, q, r, out_tsv, out_skipped)

@@ -39,21 +39,45 @@ def _shown(t: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
-def markdown_table(metrics: pd.DataFrame, main_k: float, fprs: list[float], title: str = "") -> str:
-    """The main table in Markdown, headed by the member counts (and `title`), as in `tables/main.md`."""
+def markdown_table(metrics: pd.DataFrame, main_k: float, fprs: list[float], title: str = "", verdict: str = "") -> str:
+    """The main table in Markdown, headed by the member counts (and `title`), as in `tables/main.md`;
+    `verdict` (the blind baseline's line, `blind_header`) follows the header."""
     shown = _shown(main_table(metrics, main_k, fprs))
     n1, n0 = int(metrics["n_members"].iloc[0]), int(metrics["n_nonmembers"].iloc[0])
     header = (f"**{title}.** " if title else "") + f"Members: {n1}, non-members: {n0}. Scores: higher = member. Values in %.\n\n"
-    return header + _markdown(shown) + "\n"
+    return header + verdict + _markdown(shown) + "\n"
+
+
+def with_blind(metrics: pd.DataFrame, blind_tsv: str | None) -> pd.DataFrame:
+    """The attacks' metrics plus the blind baseline's row (attack ``blind``, same columns), if given."""
+    if not blind_tsv:
+        return metrics
+    blind = pd.read_csv(blind_tsv, sep="\t")
+    if list(blind["attack"]) != ["blind"]:
+        raise ValueError(f"{blind_tsv}: expected one row, attack 'blind'; got {list(blind['attack'])}")
+    return pd.concat([metrics, blind], ignore_index=True)
+
+
+def blind_header(blind_tsv: str | None, margin: float) -> str:
+    """The verdict line on the split (`vidsme.blind.verdict`), as a Markdown paragraph; empty without a blind row."""
+    if not blind_tsv:
+        return ""
+    from vidsme.blind import verdict
+
+    b = pd.read_csv(blind_tsv, sep="\t").iloc[0]
+    return verdict(float(b["auc"]), float(b.get("auc_lo", math.nan)), float(b.get("auc_hi", math.nan)), margin)[1] + "\n\n"
 
 
 def write_tables(metrics_tsv: str, md: str, csv: str, tex: str, k_sweep: str, main_k: float, fprs: list[float],
-                 title: str = "") -> pd.DataFrame:
-    """The main table in three formats, and the AUC-versus-K sweep; `title` heads the Markdown."""
+                 title: str = "", blind_tsv: str | None = None, verdict_margin: float = 0.02) -> pd.DataFrame:
+    """The main table in three formats, and the AUC-versus-K sweep; `title` heads the Markdown.
+
+    With `blind_tsv` the blind baseline is a row of the table and its verdict a line of the header."""
     metrics = pd.read_csv(metrics_tsv, sep="\t")
-    t = main_table(metrics, main_k, fprs)
+    rows = with_blind(metrics, blind_tsv)
+    t = main_table(rows, main_k, fprs)
     t.to_csv(csv, index=False)
-    Path(md).write_text(markdown_table(metrics, main_k, fprs, title))
+    Path(md).write_text(markdown_table(rows, main_k, fprs, title, blind_header(blind_tsv, verdict_margin)))
     Path(tex).write_text(_latex(_shown(t)))
     sweep = metrics[metrics["k"].notna()].pivot_table(index="attack", columns="k", values="auc")
     sweep.columns = [f"K={100 * k:g}%" for k in sweep.columns]
