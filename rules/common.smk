@@ -166,6 +166,10 @@ def train_cfg(variant):
     cfg = embedded_cfg("train")
     if variant == "main":
         return cfg
+    if variant == "base" or variant.startswith("base_"):
+        raise ValueError(
+            f"target variant name {variant!r} is reserved (base targets are target/base*/)"
+        )
     variants = config["ablations"]["variants"]
     if variant not in variants:
         raise ValueError(
@@ -177,6 +181,28 @@ def train_cfg(variant):
             f"config key ablations.variants.{variant}.{sorted(unknown)[0]}: unknown training setting"
         )
     return dict(cfg, **variants[variant])
+
+
+# Base targets (pretraining only): "base" is the main one, "base_{v}" a variant's own when its
+# pretraining settings differ from the main target's. Variant names "base" and "base_*" are reserved.
+BASE_PATTERN = r"base(_[A-Za-z0-9_.-]+)?"
+VARIANT_PATTERN = r"(?!base($|_))[A-Za-z0-9_.-]+"
+
+
+def base_name(variant):
+    """The base target `variant` is instruction-tuned from: the main base when its pretraining
+    settings (vidsme.train.PRETRAIN_KEYS) equal the main target's, else one of its own."""
+    from vidsme.train import pretrain_settings
+
+    same = pretrain_settings(train_cfg(variant)) == pretrain_settings(train_cfg("main"))
+    return "base" if variant == "main" or same else f"base_{variant}"
+
+
+def pretrain_cfg(base):
+    """Pretraining settings of a base target (only these reach the pretrain_target rule)."""
+    from vidsme.train import pretrain_settings
+
+    return pretrain_settings(train_cfg("main" if base == "base" else base[len("base_") :]))
 
 
 def variant_models():

@@ -1,4 +1,4 @@
-# Embedded default: generate the videos and train the target on the members.
+# Embedded default: generate the videos, pretrain the base target on a disjoint pool, instruction-tune it on the members.
 
 
 rule embedded_data:
@@ -19,13 +19,45 @@ rule embedded_data:
         "../scripts/embedded_data.py"
 
 
+rule pretrain_target:
+    input:
+        sheet=f"{DATA}/samples.tsv",
+    output:
+        model=directory(f"{RES}/target/{{base}}/model"),
+        curve=f"{RES}/target/{{base}}/train_log.tsv",
+        memorisation=f"{RES}/target/{{base}}/memorisation.json",
+    wildcard_constraints:
+        base=BASE_PATTERN,
+    log:
+        f"{LOGS}/pretrain_target/{{base}}.log",
+    benchmark:
+        f"{BENCH}/pretrain_target/{{base}}.tsv"
+    conda:
+        "../environment.yml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        train=lambda w: pretrain_cfg(w.base),
+        tiny=lambda w: embedded_cfg("tiny"),
+        synth=lambda w: embedded_cfg("synth"),
+        family=config["model"]["family"],
+        seed=config["seed"],
+    script:
+        "../scripts/pretrain_target.py"
+
+
 rule train_target:
     input:
         sheet=f"{DATA}/samples.tsv",
+        base=lambda w: f"{RES}/target/{base_name(w.variant)}/model",
     output:
         model=directory(f"{RES}/target/{{variant}}/model"),
         curve=f"{RES}/target/{{variant}}/train_log.tsv",
         memorisation=f"{RES}/target/{{variant}}/memorisation.json",
+    wildcard_constraints:
+        variant=VARIANT_PATTERN,
     log:
         f"{LOGS}/train_target/{{variant}}.log",
     benchmark:
@@ -36,9 +68,6 @@ rule train_target:
         runtime=60,
     params:
         train=lambda w: train_cfg(w.variant),
-        tiny=lambda w: embedded_cfg("tiny"),
-        synth=lambda w: embedded_cfg("synth"),
-        family=config["model"]["family"],
         seed=config["seed"],
     script:
         "../scripts/train_target.py"

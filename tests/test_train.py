@@ -180,3 +180,77 @@ def test_bad_samples_named(data, tmp_path: Path) -> None:
         train.train(model_dir, bad, tmp_path, TCFG, frames=frames)
     with pytest.raises(ValueError, match="no members"):
         train.train(model_dir, df.assign(label=0), tmp_path, TCFG, frames=frames)
+
+
+@pytest.fixture(scope="module")
+def base(data, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The base target: pretraining only, with the eval/val answer losses beside it."""
+    model_dir, df, frames = data
+    out = tmp_path_factory.mktemp("base") / "model"
+    train.pretrain(model_dir, out, TCFG, pool=synth.pretrain_frames(SYN), samples=df, frames=frames)
+    return out
+
+
+def _weights(d: Path) -> dict[str, torch.Tensor]:
+    return load_file(d / "model.safetensors")
+
+
+def test_split_training_equals_one_process(base, trained, data, tmp_path: Path) -> None:
+    """pretrain -> disk -> instruct gives the same weights and curve as `train` in one process: the
+    base carries the random state of the end of pretraining (without it the batch order differs)."""
+    _, df, frames = data
+    out = tmp_path / "tuned"
+    summary = train.instruct(base, df, out, TCFG, frames=frames)
+    one, _ = trained
+    a, b = _weights(out), _weights(one)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    split_log = pd.read_csv(out / "train_log.tsv", sep="\t")
+    one_log = pd.read_csv(one / "train_log.tsv", sep="\t")
+    assert split_log[["stage", "epoch", "steps", "loss"]].equals(one_log[["stage", "epoch", "steps", "loss"]])
+    assert summary["eval"] == json.loads((one / "memorisation.json").read_text())["eval"]
+    assert summary["n_pretrain_videos"] == SYN["n_pretrain"] and summary["pretrain_seconds"] > 0
+    # without the stored random state the instruction stage shuffles differently
+    (base / train.STATE).rename(tmp_path / "state")
+    try:
+        with pytest.raises(FileNotFoundError, match=train.STATE):
+            train.instruct(base, df, tmp_path / "x", TCFG, frames=frames)
+    finally:
+        (tmp_path / "state").rename(base / train.STATE)
+
+
+def test_base_never_sees_the_sheet(base, data, tmp_path: Path) -> None:
+    """The base depends on the pool only: relabelling the sheet (or giving none) leaves its weights
+    unchanged; it is evaluated on the sheet's members and non-members like the tuned target."""
+    model_dir, df, frames = data
+    other = tmp_path / "other"
+    train.pretrain(model_dir, other, TCFG, pool=synth.pretrain_frames(SYN), samples=df.assign(label=1 - df["label"]),
+                   frames=frames)
+    bare = tmp_path / "bare"
+    train.pretrain(model_dir, bare, TCFG, pool=synth.pretrain_frames(SYN))
+    a = _weights(base)
+    for d in (other, bare):
+        b = _weights(d)
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    init = _weights(model_dir)
+    assert any(not torch.equal(a[k], init[k]) for k in a)  # pretraining changed it
+    mem = json.loads((base / "memorisation.json").read_text())
+    assert mem["stage"] == "pretrain" and mem["eval"]["n_member"] + mem["eval"]["n_nonmember"] == int((df["split"] == "eval").sum())
+    assert "eval" not in json.loads((bare / "memorisation.json").read_text())
+    assert list(pd.read_csv(base / "train_log.tsv", sep="\t")["stage"].unique()) == ["pretrain"]
+
+
+def test_no_pretraining_base_is_the_init(data, tmp_path: Path) -> None:
+    model_dir, _, _ = data
+    out = tmp_path / "b0"
+    train.pretrain(model_dir, out, {**TCFG, "pretrain_epochs": 0}, pool=synth.pretrain_frames(SYN))
+    a, init = _weights(out), _weights(model_dir)
+    assert a.keys() == init.keys() and all(torch.equal(a[k], init[k]) for k in a)
+
+
+def test_instruct_refuses_a_base_with_other_pretraining(base, data, tmp_path: Path) -> None:
+    _, df, frames = data
+    with pytest.raises(ValueError, match="pretrain_lr"):
+        train.instruct(base, df, tmp_path / "x", {**TCFG, "pretrain_lr": 1e-2}, frames=frames)
+    # instruction-only settings do not matter to the base
+    assert train.pretrain_settings({**TCFG, "epochs": 10, "augment": "reverse"}) == train.pretrain_settings(TCFG)
+    assert train.pretrain_settings({**TCFG, "pretrain_epochs": 0}) != train.pretrain_settings(TCFG)

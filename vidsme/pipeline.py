@@ -202,23 +202,46 @@ def provenance(config: dict[str, Any], model_key: str, out: str, root: str = "."
     return info
 
 
-def train_target(sheet: str, out_model: str, family: str, tiny: dict[str, Any], train_cfg: dict[str, Any], synth_cfg: dict[str, Any], seed: int) -> dict[str, Any]:
-    """Embedded default: build the tiny model (tokenizer from the data's text), pretrain it on the
-    disjoint pool, instruction-tune it on the member videos; training curve and memorisation beside it."""
-    import shutil
+def pretrain_target(out_model: str, family: str, tiny: dict[str, Any], train_cfg: dict[str, Any], synth_cfg: dict[str, Any],
+                    seed: int, sheet: str | None = None) -> dict[str, Any]:
+    """Embedded default, stage 1: build the tiny model (tokenizer from the data's text) and pretrain it on
+    the disjoint pool: the base target (the init when ``pretrain_epochs`` is 0). With `sheet`, its
+    answer loss on members vs non-members (it saw none of them) is written beside it."""
     import tempfile
 
     from vidsme import synth
     from vidsme.tiny import build_tiny
-    from vidsme.train import train
+    from vidsme.train import pretrain
 
     synth_cfg = dict(synth_cfg, seed=seed)
-    samples = synth.read_sheet(Path(sheet))
+    samples = synth.read_sheet(Path(sheet)) if sheet else None
     out = Path(out_model)
     with tempfile.TemporaryDirectory() as tmp:
         init = build_tiny(family, Path(tmp) / "init", corpus=synth.corpus(synth_cfg), seed=seed, **tiny)
-        summary = train(init, samples, out, dict(train_cfg, seed=seed), video_root=Path(sheet).parent, pretrain=synth.pretrain_frames(synth_cfg))
-    for name in ("train_log.tsv", "memorisation.json"):
-        shutil.move(str(out / name), str(out.parent / name))
+        summary = pretrain(init, out, dict(train_cfg, seed=seed), pool=synth.pretrain_frames(synth_cfg), samples=samples,
+                           video_root=Path(sheet).parent if sheet else None)
+    _beside(out)
+    log.info("base target: %s", json.dumps({k: v for k, v in summary.items() if k != "config"}, default=str))
+    return summary
+
+
+def train_target(sheet: str, base_model: str, out_model: str, train_cfg: dict[str, Any], seed: int) -> dict[str, Any]:
+    """Embedded default, stage 2: instruction-tune the base target on the member videos; training curve
+    (pretraining rows included) and memorisation beside the model."""
+    from vidsme import synth
+    from vidsme.train import instruct
+
+    samples = synth.read_sheet(Path(sheet))
+    out = Path(out_model)
+    summary = instruct(Path(base_model), samples, out, dict(train_cfg, seed=seed), video_root=Path(sheet).parent)
+    _beside(out)
     log.info("trained target: %s", json.dumps({k: v for k, v in summary.items() if k not in ("config", "instruct_videos")}, default=str))
     return summary
+
+
+def _beside(model_dir: Path) -> None:
+    """Move the training curve and memorisation summary from the model folder to its parent."""
+    import shutil
+
+    for name in ("train_log.tsv", "memorisation.json"):
+        shutil.move(str(model_dir / name), str(model_dir.parent / name))

@@ -2,15 +2,22 @@
 
 Two stages, as real video-LLMs are made:
 
-1. optional pretraining on a disjoint pool (``pretrain``): language modelling on caption and
-   QA text, plus video-caption alignment (caption loss given the video);
-2. instruction tuning on the members only (``label == 1`` in eval and val), loss on the
-   answer tokens only, with the attack's prompt (system text, multiple-choice question,
+1. optional pretraining on a disjoint pool (`pretrain`): language modelling on caption and
+   QA text, plus video-caption alignment (caption loss given the video). Its result is the
+   **base target**: it never saw an evaluation video, so an attack on it measures the split;
+2. instruction tuning on the members only (`instruct`, ``label == 1`` in eval and val), loss on
+   the answer tokens only, with the attack's prompt (system text, multiple-choice question,
    assistant prefix ``Best Option: ``) rendered by the processor's chat template.
+
+The workflow runs the stages as two steps (rules ``pretrain_target``, ``train_target``): the base
+keeps the random state at the end of pretraining, so `instruct(pretrain(...))` gives the same
+weights as `train`, which runs both in one process (tested). Variants that share the pretraining
+settings (`PRETRAIN_KEYS`) share one base.
 
 Frames are sampled like the attack does (``linspace`` indices, ``num_frames`` of them).
 Outputs in ``out_dir``: the model (safetensors) and processor, ``train_log.tsv`` and
 ``memorisation.json`` (member vs non-member answer loss on the eval split, and its AUC).
+About 520 lines: examples, the optimisation loop, both stages and their evaluation form one recipe.
 """
 
 from __future__ import annotations
@@ -55,6 +62,11 @@ TINY_SIZES: dict[str, int] = {"hidden_size": 128, "num_layers": 4, "num_heads": 
                               "vision_heads": 2, "image_size": 32, "patch_size": 8, "vocab_size": 1000}
 AUGMENTS = ("none", "reverse", "shuffle")
 IGNORE = -100
+# Settings that shape the pretraining stage: variants that share them instruction-tune from one base target.
+PRETRAIN_KEYS = ("seed", "num_frames", "pretrain_epochs", "pretrain_lr", "batch_size", "weight_decay", "warmup",
+                 "threads")
+STATE = "vidsme_train_state.safetensors"  # random state after pretraining (split training = one process)
+BASE_META = "vidsme_base.json"  # the pretraining settings of a base target
 
 
 @dataclass
@@ -83,6 +95,12 @@ def _cfg(cfg: dict[str, Any] | None) -> dict[str, Any]:
         if int(c[k]) < 0:
             raise ValueError(f"train.{k} must be >= 0, got {c[k]!r}")
     return c
+
+
+def pretrain_settings(cfg: dict[str, Any] | None) -> dict[str, Any]:
+    """The settings of `cfg` (over `DEFAULTS`) that shape the pretraining stage (`PRETRAIN_KEYS`)."""
+    c = _cfg(cfg)
+    return {k: c[k] for k in PRETRAIN_KEYS}
 
 
 # ----------------------------------------------------------------------------- examples
@@ -301,23 +319,8 @@ def load_videos(samples: pd.DataFrame, video_root: Path | None, num_frames: int)
     return out
 
 
-def train(model_dir: Path, samples: pd.DataFrame, out_dir: Path, cfg: dict[str, Any] | None = None,
-          video_root: Path | None = None,
-          pretrain: Iterable[tuple[dict[str, Any], np.ndarray]] | None = None,
-          frames: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
-    """Pretrain (optional) then instruction-tune the model in `model_dir` on the members of `samples`.
-
-    `samples`: sheet rows (eval and val); members are ``label == 1``. `pretrain`: the disjoint pool
-    as (row with ``caption`` and ``qa``, frames) pairs, e.g. `vidsme.synth.pretrain_frames(cfg)`;
-    used when ``pretrain_epochs > 0``. `frames`: preloaded videos by id (else decoded from ``path``,
-    relative to `video_root`). Returns the summary also written to ``memorisation.json``.
-    """
-    from vidsme.models import load_model
-
-    c = _cfg(cfg)
-    t_start = time.time()
-    torch.manual_seed(int(c["seed"]))
-    torch.set_num_threads(int(c["threads"]))
+def _check_samples(samples: pd.DataFrame) -> pd.DataFrame:
+    """Sheet rows with integer labels; a missing column or a label other than 0/1 names the rows."""
     need = {"video_id", "label", "question", "options", "answer"}
     missing = need - set(samples.columns)
     if missing:
@@ -326,67 +329,207 @@ def train(model_dir: Path, samples: pd.DataFrame, out_dir: Path, cfg: dict[str, 
     if labels.isna().any() or not labels.isin([0, 1]).all():
         bad = samples.loc[labels.isna() | ~labels.isin([0, 1]), "video_id"].tolist()[:5]
         raise ValueError(f"samples: label must be 0 or 1 for every row; bad rows: {bad}")
-    samples = samples.assign(label=labels.astype(int))
-    split = samples["split"] if "split" in samples else pd.Series("eval", index=samples.index)
+    return samples.assign(label=labels.astype(int))
+
+
+class _Run:
+    """One training process: the model being trained, its pixel cache, shuffle generator and log."""
+
+    def __init__(self, model_dir: Path, c: dict[str, Any]) -> None:
+        from vidsme.models import load_model
+
+        self.c = c
+        torch.manual_seed(int(c["seed"]))
+        torch.set_num_threads(int(c["threads"]))
+        self.loaded = load_model({"id": str(model_dir)})
+        self.model_dir = Path(model_dir)
+        tok = self.loaded.processor.tokenizer
+        self.pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        self.nf = int(c["num_frames"])
+        self.g = torch.Generator().manual_seed(int(c["seed"]))
+        self.log: list[dict[str, Any]] = []
+        self.pixels = _Pixels(self.loaded)
+
+    def pretrain(self, pool: Iterable[tuple[dict[str, Any], np.ndarray]] | None) -> int:
+        """Stage 1 on the disjoint pool (captioning + language modelling); returns the pool size used."""
+        c, nf = self.c, self.nf
+        if int(c["pretrain_epochs"]) <= 0 or pool is None:
+            return 0
+        exs: list[Example] = []
+        n_pre = 0
+        for row, fr in pool:
+            vid = f"pre:{row['video_id']}"
+            self.pixels.add(vid, _sample(fr, nf))
+            exs.append(video_example(self.loaded, caption_prompt(), str(row["caption"]), vid, nf)[0])
+            exs.append(text_example(self.loaded, str(row["caption"]), vid))
+            for q in row["qa"]:
+                exs.append(text_example(self.loaded, format_question(q["question"], q["options"]) + " "
+                                        + QA_PREFIX + q["answer"], vid))
+            n_pre += 1
+        _run_stage(self.loaded.model, exs, self.pixels.cache, int(c["pretrain_epochs"]), float(c["pretrain_lr"]), c,
+                   "pretrain", self.pad, self.g, self.log)
+        self.pixels.cache.clear()
+        return n_pre
+
+    def instruct(self, members: pd.DataFrame, frames: dict[str, np.ndarray]) -> list[Example]:
+        """Stage 2 on the member rows (answer tokens only); returns the examples trained on."""
+        c, nf, model = self.c, self.nf, self.loaded.model
+        for _, row in members.iterrows():
+            vid = str(row["video_id"])
+            self.pixels.add(vid, _sample(frames[vid], nf))
+        exs = instruction_examples(self.loaded, members, nf, str(c["qa"]))
+        if c["freeze_vision"]:
+            for p in model.model.vision_tower.parameters():
+                p.requires_grad_(False)
+        _run_stage(model, exs, self.pixels.cache, int(c["epochs"]), float(c["lr"]), c, "instruct", self.pad, self.g,
+                   self.log, augment=str(c["augment"]))
+        for p in model.parameters():
+            p.requires_grad_(True)
+        return exs
+
+    def save(self, out_dir: Path, prior_log: pd.DataFrame | None = None) -> Path:
+        """Model (safetensors), processor, tiny-model metadata and ``train_log.tsv`` in `out_dir`."""
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.loaded.model.save_pretrained(out_dir, safe_serialization=True)
+        self.loaded.processor.save_pretrained(out_dir)
+        meta = self.model_dir / "vidsme_tiny.json"
+        if meta.exists() and meta.resolve() != (out_dir / meta.name).resolve():
+            shutil.copy(meta, out_dir / meta.name)
+        cols = ["stage", "epoch", "steps", "loss", "seconds"]
+        log = pd.DataFrame(self.log, columns=cols)
+        if prior_log is not None:
+            log = pd.concat([prior_log[cols], log], ignore_index=True)
+        log.to_csv(out_dir / "train_log.tsv", sep="\t", index=False)
+        return out_dir
+
+    def save_state(self, out_dir: Path) -> None:
+        """The random state after this stage and the settings that shaped it (`STATE`, `BASE_META`)."""
+        from safetensors.torch import save_file
+
+        save_file({"generator": self.g.get_state(), "torch": torch.get_rng_state()}, str(Path(out_dir) / STATE))
+        (Path(out_dir) / BASE_META).write_text(json.dumps(pretrain_settings(self.c), indent=1, sort_keys=True))
+
+    def load_state(self) -> None:
+        """Continue the random streams of the pretraining run that wrote `model_dir` (see `pretrain`)."""
+        from safetensors.torch import load_file
+
+        path = self.model_dir / STATE
+        if not path.exists():
+            raise FileNotFoundError(f"{self.model_dir}: no {STATE}; a base target is written by vidsme.train.pretrain")
+        meta = json.loads((self.model_dir / BASE_META).read_text())
+        mine = pretrain_settings(self.c)
+        diff = sorted(k for k in set(meta) | set(mine) if meta.get(k) != mine.get(k))
+        if diff:
+            k = diff[0]
+            raise ValueError(f"{self.model_dir} was pretrained with {k} = {meta.get(k)!r}, this training has "
+                             f"{k} = {mine.get(k)!r}: instruction-tune from a base with the same pretraining settings")
+        st = load_file(str(path))
+        self.g.set_state(st["generator"])
+        torch.set_rng_state(st["torch"])
+
+    def evaluate(self, samples: pd.DataFrame, frames: dict[str, np.ndarray]) -> dict[str, Any]:
+        """Member vs non-member answer loss per split (`memorisation`)."""
+        split = samples["split"] if "split" in samples else pd.Series("eval", index=samples.index)
+        out = {}
+        for name in ("eval", "val"):
+            rows = samples[split == name]
+            if len(rows):
+                out[name] = memorisation(answer_losses(self.loaded, rows, frames, self.nf), rows["label"].to_numpy())
+        return out
+
+
+def _members(samples: pd.DataFrame) -> pd.DataFrame:
     members = samples[samples["label"] == 1]
     if members.empty:
         raise ValueError("samples: no members (label == 1) to train on")
-    frames = frames if frames is not None else load_videos(samples, video_root, int(c["num_frames"]))
+    return members
 
-    loaded = load_model({"id": str(model_dir)})
-    model, tok = loaded.model, loaded.processor.tokenizer
-    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    nf = int(c["num_frames"])
-    g = torch.Generator().manual_seed(int(c["seed"]))
-    log: list[dict[str, Any]] = []
-    pixels = _Pixels(loaded)
 
-    n_pre = 0
-    if int(c["pretrain_epochs"]) > 0 and pretrain is not None:
-        exs: list[Example] = []
-        for row, fr in pretrain:
-            vid = f"pre:{row['video_id']}"
-            pixels.add(vid, _sample(fr, nf))
-            exs.append(video_example(loaded, caption_prompt(), str(row["caption"]), vid, nf)[0])
-            exs.append(text_example(loaded, str(row["caption"]), vid))
-            for q in row["qa"]:
-                exs.append(text_example(loaded, format_question(q["question"], q["options"]) + " "
-                                        + QA_PREFIX + q["answer"], vid))
-            n_pre += 1
-        _run_stage(model, exs, pixels.cache, int(c["pretrain_epochs"]), float(c["pretrain_lr"]), c, "pretrain",
-                   pad, g, log)
-        pixels.cache.clear()
+def _base_file(base_dir: Path, name: str) -> Path | None:
+    """A file `pretrain` wrote beside the base model: in its folder, or in the parent (the workflow's layout)."""
+    return next((p for p in (base_dir / name, base_dir.parent / name) if p.is_file()), None)
 
-    for _, row in members.iterrows():
-        vid = str(row["video_id"])
-        pixels.add(vid, _sample(frames[vid], nf))
-    exs = instruction_examples(loaded, members, nf, str(c["qa"]))
-    if c["freeze_vision"]:
-        for p in model.model.vision_tower.parameters():
-            p.requires_grad_(False)
-    _run_stage(model, exs, pixels.cache, int(c["epochs"]), float(c["lr"]), c, "instruct", pad, g, log,
-               augment=str(c["augment"]))
-    for p in model.parameters():
-        p.requires_grad_(True)
+
+def _finish(out_dir: Path, summary: dict[str, Any]) -> dict[str, Any]:
+    (Path(out_dir) / "memorisation.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def pretrain(model_dir: Path, out_dir: Path, cfg: dict[str, Any] | None = None,
+             pool: Iterable[tuple[dict[str, Any], np.ndarray]] | None = None,
+             samples: pd.DataFrame | None = None, video_root: Path | None = None,
+             frames: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+    """The base target: the model in `model_dir` after the pretraining stage only (the init when
+    ``pretrain_epochs`` is 0), saved to `out_dir` with the random state that `instruct` continues.
+
+    Training never reads `samples`; with them, ``memorisation.json`` holds the base's member vs
+    non-member answer loss per split (it saw no member, so the gap measures the split alone).
+    """
+    c = _cfg(cfg)
+    t_start = time.time()
+    run = _Run(Path(model_dir), c)
+    n_pre = run.pretrain(pool)
     t_train = time.time() - t_start
+    run.save(Path(out_dir))
+    run.save_state(Path(out_dir))
+    summary: dict[str, Any] = {"config": pretrain_settings(c), "stage": "pretrain", "n_pretrain_videos": n_pre,
+                               "pretrain_seconds": round(t_train, 2), "train_seconds": round(t_train, 2)}
+    if samples is not None:
+        samples = _check_samples(samples)
+        frames = frames if frames is not None else load_videos(samples, video_root, int(c["num_frames"]))
+        summary.update(run.evaluate(samples, frames))
+    return _finish(Path(out_dir), summary)
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir, safe_serialization=True)
-    loaded.processor.save_pretrained(out_dir)
-    meta = Path(model_dir) / "vidsme_tiny.json"
-    if meta.exists():
-        shutil.copy(meta, out_dir / "vidsme_tiny.json")
-    pd.DataFrame(log, columns=["stage", "epoch", "steps", "loss", "seconds"]).to_csv(
-        out_dir / "train_log.tsv", sep="\t", index=False)
 
+def instruct(base_dir: Path, samples: pd.DataFrame, out_dir: Path, cfg: dict[str, Any] | None = None,
+             video_root: Path | None = None, frames: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+    """Instruction-tune the base target in `base_dir` (written by `pretrain` with the same pretraining
+    settings, `PRETRAIN_KEYS`) on the members of `samples`; the result equals `train` in one process."""
+    c = _cfg(cfg)
+    t_start = time.time()
+    samples = _check_samples(samples)
+    members = _members(samples)
+    frames = frames if frames is not None else load_videos(samples, video_root, int(c["num_frames"]))
+    run = _Run(Path(base_dir), c)
+    run.load_state()
+    exs = run.instruct(members, frames)
+    t_train = time.time() - t_start
+    log_file, summary_file = _base_file(Path(base_dir), "train_log.tsv"), _base_file(Path(base_dir), "memorisation.json")
+    run.save(Path(out_dir), prior_log=pd.read_csv(log_file, sep="\t") if log_file else None)
+    base = json.loads(summary_file.read_text()) if summary_file else {}
+    summary: dict[str, Any] = {"config": c, "n_pretrain_videos": base.get("n_pretrain_videos"),
+                               "n_members": int(len(members)), "n_instruct_examples": len(exs),
+                               "pretrain_seconds": base.get("pretrain_seconds"), "train_seconds": round(t_train, 2),
+                               "instruct_videos": sorted({e.source for e in exs})}
+    summary.update(run.evaluate(samples, frames))
+    return _finish(Path(out_dir), summary)
+
+
+def train(model_dir: Path, samples: pd.DataFrame, out_dir: Path, cfg: dict[str, Any] | None = None,
+          video_root: Path | None = None,
+          pretrain: Iterable[tuple[dict[str, Any], np.ndarray]] | None = None,
+          frames: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+    """Pretrain (optional) then instruction-tune the model in `model_dir` on the members of `samples`,
+    in one process (the workflow runs the two stages as `pretrain` and `instruct`, with equal results).
+
+    `samples`: sheet rows (eval and val); members are ``label == 1``. `pretrain`: the disjoint pool
+    as (row with ``caption`` and ``qa``, frames) pairs, e.g. `vidsme.synth.pretrain_frames(cfg)`;
+    used when ``pretrain_epochs > 0``. `frames`: preloaded videos by id (else decoded from ``path``,
+    relative to `video_root`). Returns the summary also written to ``memorisation.json``.
+    """
+    c = _cfg(cfg)
+    t_start = time.time()
+    samples = _check_samples(samples)
+    members = _members(samples)
+    frames = frames if frames is not None else load_videos(samples, video_root, int(c["num_frames"]))
+    run = _Run(Path(model_dir), c)
+    n_pre = run.pretrain(pretrain)
+    exs = run.instruct(members, frames)
+    t_train = time.time() - t_start
+    run.save(Path(out_dir))
     summary: dict[str, Any] = {"config": c, "n_pretrain_videos": n_pre, "n_members": int(len(members)),
                                "n_instruct_examples": len(exs), "train_seconds": round(t_train, 2),
                                "instruct_videos": sorted({e.source for e in exs})}
-    for name in ("eval", "val"):
-        rows = samples[split == name]
-        if len(rows):
-            losses = answer_losses(loaded, rows, frames, nf)
-            summary[name] = memorisation(losses, rows["label"].to_numpy())
-    (out_dir / "memorisation.json").write_text(json.dumps(summary, indent=1))
-    return summary
+    summary.update(run.evaluate(samples, frames))
+    return _finish(Path(out_dir), summary)
