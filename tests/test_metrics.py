@@ -88,3 +88,48 @@ def test_bad_labels() -> None:
         evaluate(np.arange(4.0), np.array([0, 1, 2, 1]))
     with pytest.raises(ValueError, match="equal length"):
         evaluate(np.arange(4.0), np.array([0, 1, 1]))
+
+
+def test_auc_diffs_by_hand() -> None:
+    """AUC(a) - AUC(b) on explicit resamples, each worked out by hand (pairs member > non-member)."""
+    from vidsme.metrics import auc_diffs, paired_auc_diff
+
+    a = np.array([0.9, 0.8, 0.3, 0.1])
+    b = np.array([0.2, 0.8, 0.3, 0.9])
+    y = np.array([1, 1, 0, 0])
+    # whole sample: AUC(a) = 4/4, AUC(b) = 1/4 (only 0.8 > 0.3)
+    assert paired_auc_diff(a, b, y, n_boot=0)["diff"] == pytest.approx(0.75)
+    idx = np.array([[0, 0, 2, 3],   # b: {0.2, 0.2} vs {0.3, 0.9}: 0/4   -> 1 - 0
+                    [1, 1, 3, 3],   # b: {0.8, 0.8} vs {0.9, 0.9}: 0/4   -> 1 - 0
+                    [0, 1, 2, 2],   # b: {0.2, 0.8} vs {0.3, 0.3}: 2/4   -> 1 - 0.5
+                    [0, 1, 3, 2]])  # the sample itself                  -> 1 - 0.25
+    np.testing.assert_allclose(auc_diffs(a, b, y, idx), [1.0, 1.0, 0.5, 0.75])
+    # a tie between a member and a non-member counts one half: b' = {0.3, 0.8} vs {0.3, 0.9}: (0.5 + 0 + 1 + 0)/4
+    np.testing.assert_allclose(auc_diffs(a, np.array([0.3, 0.8, 0.3, 0.9]), y, idx[3:]), [1.0 - 0.375])
+
+
+def test_paired_bootstrap_resamples_the_same_videos() -> None:
+    """A monotone transform of the same scores has the same AUC on every resample: a paired CI is
+    exactly [0, 0]; drawing the two attacks' videos independently would not be."""
+    from vidsme.metrics import auc_diffs, paired_auc_diff, resamples
+
+    rng = np.random.default_rng(3)
+    y = np.r_[np.ones(30), np.zeros(30)].astype(int)
+    a = rng.normal(size=60) + 0.5 * y
+    p = paired_auc_diff(a, 2 * a + 1, y, n_boot=300, seed=0)
+    assert p["diff"] == 0 and p["diff_lo"] == 0 and p["diff_hi"] == 0
+    idx = resamples(y, 300, 0)
+    unpaired = np.array([auc(*roc(a[i], y[i])[:2]) for i in idx]) - np.array([auc(*roc(a[i], y[i])[:2]) for i in resamples(y, 300, 1)])
+    assert np.percentile(unpaired, 97.5) - np.percentile(unpaired, 2.5) > 0.05
+    # seeded: same seed, same CI; the resamples are the ones evaluate() uses for its own CI
+    b = rng.normal(size=60)
+    assert paired_auc_diff(a, b, y, n_boot=200, seed=5) == paired_auc_diff(a, b, y, n_boot=200, seed=5)
+    assert paired_auc_diff(a, b, y, n_boot=200, seed=5) != paired_auc_diff(a, b, y, n_boot=200, seed=6)
+    diffs = auc_diffs(a, b, y, resamples(y, 200, 5))
+    m = paired_auc_diff(a, b, y, n_boot=200, seed=5)
+    assert (m["diff_lo"], m["diff_hi"]) == tuple(np.percentile(diffs, [2.5, 97.5]))
+    boot_a = auc_diffs(a, np.zeros(60), y, resamples(y, 200, 5)) + 0.5  # AUC of a constant is 1/2
+    ev = evaluate(a, y, n_boot=200, seed=5)
+    assert (ev["auc_lo"], ev["auc_hi"]) == pytest.approx(tuple(np.percentile(boot_a, [2.5, 97.5])))
+    with pytest.raises(ValueError, match="same shape"):
+        paired_auc_diff(a, b[:-1], y)

@@ -1,4 +1,5 @@
-"""Membership-inference metrics: ROC, AUC, best balanced accuracy, TPR at low FPR, bootstrap CIs.
+"""Membership-inference metrics: ROC, AUC, best balanced accuracy, TPR at low FPR, bootstrap CIs,
+and the paired bootstrap of an AUC difference (two attacks, or one attack on two models, same videos).
 
 Convention: a HIGHER score means MORE LIKELY A MEMBER (label 1).
 
@@ -79,6 +80,61 @@ def _point(scores: np.ndarray, labels: np.ndarray, fprs: tuple[float, ...]) -> l
     return [auc(fpr, tpr), balanced_acc(fpr, tpr)] + [tpr_at(fpr, tpr, f) for f in fprs]
 
 
+def resamples(labels: np.ndarray, n_boot: int, seed: int = 0) -> np.ndarray:
+    """Stratified bootstrap indices [n_boot, n]: members and non-members resampled separately (seeded).
+
+    `evaluate` and `paired_auc_diff` draw the same indices for the same labels, seed and n_boot."""
+    y = np.asarray(labels).astype(int)
+    rng = np.random.default_rng(seed)
+    pos, neg = np.nonzero(y == 1)[0], np.nonzero(y == 0)[0]
+    out = np.empty((n_boot, len(y)), dtype=np.int64)
+    for b in range(n_boot):
+        out[b] = np.r_[rng.choice(pos, len(pos)), rng.choice(neg, len(neg))]
+    return out
+
+
+def _check_binary(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    s, y = np.asarray(scores), np.asarray(labels)
+    if s.ndim != 1 or y.ndim != 1 or len(s) != len(y):
+        raise ValueError(f"scores {s.shape} and labels {y.shape}: expected two 1-D arrays of equal length")
+    if not np.all(np.isin(y, (0, 1))):
+        raise ValueError(f"labels: expected only 0/1, got {sorted(set(np.unique(y).tolist()))[:5]}")
+    y = y.astype(int)
+    n_mem, n_non = int((y == 1).sum()), int((y == 0).sum())
+    if n_mem < 2 or n_non < 2:
+        raise ValueError(f"labels: need >= 2 members and >= 2 non-members, got {n_mem} and {n_non}")
+    return y
+
+
+def auc_diffs(a: np.ndarray, b: np.ndarray, labels: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """AUC(a) - AUC(b) on each resample (rows of `idx`): the same videos for both score vectors."""
+    a, b, y = np.asarray(a, np.float64), np.asarray(b, np.float64), np.asarray(labels).astype(int)
+    out = np.empty(len(idx))
+    for i, ix in enumerate(idx):
+        out[i] = auc(*roc(a[ix], y[ix])[:2]) - auc(*roc(b[ix], y[ix])[:2])
+    return out
+
+
+def paired_auc_diff(a: np.ndarray, b: np.ndarray, labels: np.ndarray, n_boot: int = 1000, seed: int = 0,
+                    nonfinite: str = "clip") -> dict[str, float]:
+    """AUC(a) - AUC(b) for two score vectors on the same videos, with a PAIRED stratified-bootstrap 95% CI.
+
+    Each resample draws one set of videos (`resamples`) and scores both attacks on it, so what the two
+    AUCs share (which videos happen to be drawn) cancels in the difference. Returns auc_a, auc_b,
+    diff, diff_lo, diff_hi (the CI is NaN when n_boot = 0)."""
+    y = _check_binary(a, labels)
+    if np.shape(b) != np.shape(a):
+        raise ValueError(f"paired scores must have the same shape, got {np.shape(a)} and {np.shape(b)}")
+    sa, _ = clean_scores(a, nonfinite)
+    sb, _ = clean_scores(b, nonfinite)
+    auc_a, auc_b = auc(*roc(sa, y)[:2]), auc(*roc(sb, y)[:2])
+    out = {"auc_a": auc_a, "auc_b": auc_b, "diff": auc_a - auc_b, "diff_lo": float("nan"), "diff_hi": float("nan")}
+    if n_boot > 0:
+        lo, hi = np.percentile(auc_diffs(sa, sb, y, resamples(y, n_boot, seed)), [2.5, 97.5])
+        out["diff_lo"], out["diff_hi"] = float(lo), float(hi)
+    return out
+
+
 def evaluate(
     scores: np.ndarray,
     labels: np.ndarray,
@@ -88,26 +144,15 @@ def evaluate(
     nonfinite: str = "clip",
 ) -> dict[str, float]:
     """AUC, accuracy and TPR@FPR with stratified-bootstrap 95% CIs (seeded, deterministic)."""
-    y = np.asarray(labels)
-    s = np.asarray(scores)
-    if s.ndim != 1 or y.ndim != 1 or len(s) != len(y):
-        raise ValueError(f"scores {s.shape} and labels {y.shape}: expected two 1-D arrays of equal length")
-    if not np.all(np.isin(y, (0, 1))):
-        raise ValueError(f"labels: expected only 0/1, got {sorted(set(np.unique(y).tolist()))[:5]}")
-    y = y.astype(int)
+    y = _check_binary(scores, labels)
     n_mem, n_non = int((y == 1).sum()), int((y == 0).sum())
-    if n_mem < 2 or n_non < 2:
-        raise ValueError(f"labels: need >= 2 members and >= 2 non-members, got {n_mem} and {n_non}")
-    s, n_bad = clean_scores(s, nonfinite)
+    s, n_bad = clean_scores(np.asarray(scores), nonfinite)
     names = ["auc", "acc"] + [f"tpr@{f:g}" for f in fprs]
     point = _point(s, y, fprs)
     out: dict[str, float] = dict(zip(names, point))
     if n_boot > 0:
-        rng = np.random.default_rng(seed)
-        pos, neg = np.nonzero(y == 1)[0], np.nonzero(y == 0)[0]
         boot = np.empty((n_boot, len(names)))
-        for b in range(n_boot):
-            idx = np.r_[rng.choice(pos, len(pos)), rng.choice(neg, len(neg))]
+        for b, idx in enumerate(resamples(y, n_boot, seed)):
             boot[b] = _point(s[idx], y[idx], fprs)
         lo, hi = np.percentile(boot, [2.5, 97.5], axis=0)
         for i, k in enumerate(names):
