@@ -13,4 +13,6 @@ with logged(snakemake.log[0]):
         snakemake.output[0],
         sheet_tsv=snakemake.input.get("sheet"),
         answer_cfg=snakemake.params.answer,
+        companion_cfg=snakemake.params.companion,
+        companion_dir=snakemake.input.get("companion"),
     )

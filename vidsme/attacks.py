@@ -10,6 +10,9 @@ mean). Max-K%: the same from the top. "mean" is the NaN-ignoring mean; "scalar" 
 Non-finite positions: positions flagged `nonfinite` in a pass (NaN / +inf logits) are dropped from
 every series that uses that pass (both passes for the deltas); `n_excluded` counts them. NaN values
 left in a series are ignored by the aggregation.
+
+Reference-model attacks (`ref_*`, `reference_series`) need the passes of a reference model on the same
+inputs, with the cross terms its dump holds; without a reference they are simply absent.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vidsme.passstats import PassStats
+from vidsme.passstats import CrossStats, PassStats
 
 K_GRID: tuple[float, ...] = (0.0, 0.05, 0.1, 0.3, 0.6, 0.9, 1.0)
 FIXED_Q, FIXED_R = 1.5, 1.05  # fixed-(q, r) ablation: midpoints of the adaptive ranges [1, 2] x [1, 1.1]
@@ -59,6 +62,21 @@ for _al in ("0.5", "1", "2", "inf"):
     _LIST.append(_a(f"max_renyi_{_al}", f"renyi_{_al}", "max_k", f"MaxRenyi-K%: mean of the largest K% Renyi-{_al}"))
     _LIST.append(_a(f"min_renyi_{_al}", f"renyi_{_al}", "min_k", f"MinRenyi-K%: mean of the smallest K% Renyi-{_al}"))
 
+# Reference-model attacks (a reference model's dump with cross terms; `reference_series`): calibrated by
+# what the target's reference (the base target, or `model.reference`) does at the same position.
+_LIST += [
+    _a("ref_logp", "ref_logp", "mean", "Ref: mean of log p_target(y) - log p_reference(y), y the target's token", "neg"),
+    _a("ref_sme", "ref_sme", "min_k", "Min-K% of SME_target - SME_reference (natural pass, the video's (q, r))"),
+    _a("ref_vid_sme", "ref_sme_delta", "min_k", "Min-K% of the target's SME_nat - SME_rev minus the reference's"),
+]
+for _al in ("0.5", "1", "2", "inf"):
+    _LIST.append(_a(f"ref_renyi_{_al}", f"ref_renyi_{_al}", "min_k", f"Min-K% of Renyi-{_al} of the target minus the reference's"))
+_LIST += [
+    _a("ref_kl_rt", "kl_ref_tgt", "max_k", "Max-K% of KL(reference || target) per position (K = 100%: the mean)", "neg"),
+    _a("ref_kl_tr", "kl_tgt_ref", "max_k", "Max-K% of KL(target || reference) per position", "neg"),
+]
+REFERENCE_ATTACKS = tuple(a.name for a in _LIST if a.name.startswith("ref_"))
+
 ATTACKS: dict[str, Attack] = {a.name: a for a in _LIST}
 
 
@@ -94,6 +112,30 @@ def position_series(
         out[f"renyi_{al}"] = nat.renyi(a)[ok_n]
     if nat.mean_probs is not None and rev.mean_probs is not None:
         out["seq_sme_delta"] = np.array([nat.seq_sme(q, r) - rev.seq_sme(q, r)])
+    return out
+
+
+def reference_series(nat: PassStats, rev: PassStats, ref_nat: PassStats, ref_rev: PassStats, x_nat: CrossStats,
+                     q: float, r: float) -> dict[str, np.ndarray]:
+    """Series of the reference-model attacks: the target's passes (`nat`, `rev`) against the reference's
+    (`ref_nat`, `ref_rev`) on the same inputs, with the cross terms `x_nat` of the natural pass. Positions
+    non-finite in either model are dropped."""
+    n = nat.n_positions
+    if not (rev.n_positions == ref_nat.n_positions == ref_rev.n_positions == x_nat.n_positions == n):
+        raise ValueError(f"target ({n}, {rev.n_positions}) and reference ({ref_nat.n_positions}, {ref_rev.n_positions}) "
+                         "passes have different numbers of positions: they must align")
+    ok = ~nat.nonfinite & ~ref_nat.nonfinite
+    ok_b = ok & ~rev.nonfinite & ~ref_rev.nonfinite
+    sn, rsn = nat.sme(q, r), ref_nat.sme(q, r)
+    out = {
+        "ref_logp": (nat.target_logp - x_nat.ref_logp_y)[ok],
+        "ref_sme": (sn - rsn)[ok],
+        "ref_sme_delta": ((sn - rev.sme(q, r)) - (rsn - ref_rev.sme(q, r)))[ok_b],
+        "kl_ref_tgt": x_nat.kl_ref_tgt[ok],
+        "kl_tgt_ref": x_nat.kl_tgt_ref[ok],
+    }
+    for al, a in (("0.5", 0.5), ("1", 1.0), ("2", 2.0), ("inf", math.inf)):
+        out[f"ref_renyi_{al}"] = (nat.renyi(a) - ref_nat.renyi(a))[ok]
     return out
 
 

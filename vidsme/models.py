@@ -75,40 +75,15 @@ def load_model(cfg: dict[str, Any]) -> Loaded:
     unknown = sorted(set(cfg) - known - WORKFLOW_KEYS)
     if unknown:
         raise ModelLoadError(f"unknown model config key(s) {unknown}; known: {sorted(known)}")
-    model_id = cfg.get("id")
-    if not model_id or not isinstance(model_id, str):
-        raise ModelLoadError(f"model.id must be a hub id or a local directory, got {model_id!r}")
-    revision = cfg.get("revision")
-    if revision is not None and (not isinstance(revision, str) or "FILL" in revision.upper()):
-        raise ModelLoadError(f"model.revision {revision!r} for {model_id} is a placeholder: pin the commit hash "
-                             f"(`hf download {model_id}` prints it) or set revision: null to use main")
+    model_id, common = resolve_source(cfg)
+    revision = common["revision"]
     dtype_name = cfg.get("dtype", "float32")
     if dtype_name not in (*DTYPES, "auto"):
         raise ModelLoadError(f"model.dtype {dtype_name!r} for {model_id} not in {[*DTYPES, 'auto']}")
     attn = cfg.get("attn_implementation")
     if attn not in ATTN:
         raise ModelLoadError(f"model.attn_implementation {attn!r} for {model_id} not in {list(ATTN)}")
-    trust = bool(cfg.get("trust_remote_code", False))
-    local_only = cfg.get("local_files_only")
-    local_only = _offline_default() if local_only is None else bool(local_only)
     device = _resolve_device(str(cfg.get("device", "cpu")))
-
-    is_local = Path(model_id).expanduser().is_dir()
-    looks_like_path = model_id.startswith(("/", ".", "~")) or model_id.count("/") > 1
-    if not is_local and looks_like_path:
-        raise ModelLoadError(f"model.id {model_id!r} looks like a local path but is not a directory")
-    if is_local:
-        model_id = str(Path(model_id).expanduser().resolve())
-    elif local_only:
-        from huggingface_hub import try_to_load_from_cache
-
-        hit = try_to_load_from_cache(model_id, "config.json", revision=revision or "main")
-        if not isinstance(hit, str):
-            raise ModelLoadError(
-                f"model {model_id!r} (revision {revision or 'main'}) is not in the local Hugging Face cache and "
-                f"offline mode is on (HF_HUB_OFFLINE=1 / local_files_only); {_how_to_provide(model_id, revision)}"
-            )
-    common: dict[str, Any] = dict(revision=revision, trust_remote_code=trust, local_files_only=local_only)
     try:
         processor = AutoProcessor.from_pretrained(model_id, **common)
         kw: dict[str, Any] = dict(common, use_safetensors=True, dtype=DTYPES.get(dtype_name, "auto"))
@@ -125,6 +100,37 @@ def load_model(cfg: dict[str, Any]) -> Loaded:
         model.to(device)
     vid = video_token_id(model, processor)
     return Loaded(model, processor, model_id, revision, dtype_name, device, vid, dict(cfg))
+
+
+def resolve_source(cfg: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(model id or resolved local folder, keyword arguments of `from_pretrained`) of a model config:
+    revision pinned, remote code off unless asked, offline cache checked (one clear error each)."""
+    model_id = cfg.get("id")
+    if not model_id or not isinstance(model_id, str):
+        raise ModelLoadError(f"model.id must be a hub id or a local directory, got {model_id!r}")
+    revision = cfg.get("revision")
+    if revision is not None and (not isinstance(revision, str) or "FILL" in revision.upper()):
+        raise ModelLoadError(f"model.revision {revision!r} for {model_id} is a placeholder: pin the commit hash "
+                             f"(`hf download {model_id}` prints it) or set revision: null to use main")
+    trust = bool(cfg.get("trust_remote_code", False))
+    local_only = cfg.get("local_files_only")
+    local_only = _offline_default() if local_only is None else bool(local_only)
+    is_local = Path(model_id).expanduser().is_dir()
+    looks_like_path = model_id.startswith(("/", ".", "~")) or model_id.count("/") > 1
+    if not is_local and looks_like_path:
+        raise ModelLoadError(f"model.id {model_id!r} looks like a local path but is not a directory")
+    if is_local:
+        model_id = str(Path(model_id).expanduser().resolve())
+    elif local_only:
+        from huggingface_hub import try_to_load_from_cache
+
+        hit = try_to_load_from_cache(model_id, "config.json", revision=revision or "main")
+        if not isinstance(hit, str):
+            raise ModelLoadError(
+                f"model {model_id!r} (revision {revision or 'main'}) is not in the local Hugging Face cache and "
+                f"offline mode is on (HF_HUB_OFFLINE=1 / local_files_only); {_how_to_provide(model_id, revision)}"
+            )
+    return model_id, dict(revision=revision, trust_remote_code=trust, local_files_only=local_only)
 
 
 def video_token_id(model: Any, processor: Any) -> int:

@@ -10,6 +10,7 @@ The optional answer slice adds `nat_answer` and `rev_answer` (the answer tokens,
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import importlib
 import json
@@ -24,6 +25,7 @@ import torch
 from . import __version__
 from .dump import write_shard
 from .models import Loaded, append_answer, build_inputs, prompt_hash, render_prompt
+from .reduce import cross_terms
 
 log = logging.getLogger("vidsme.passes")
 
@@ -95,17 +97,23 @@ def _oom_message(loaded: Loaded, vid: str, batch_orders: bool) -> str:
 
 def video_passes(loaded: Loaded, frames: np.ndarray, prompt: dict[str, Any], spec: Any, batch_orders: bool = True,
                  full_logits: bool = False, reduce_on_host: bool = False, answer: str | None = None,
-                 append_eos: bool = False) -> tuple[dict[str, dict[str, np.ndarray]], torch.Tensor, dict[str, int]]:
+                 append_eos: bool = False, companion: Loaded | None = None,
+                 ) -> tuple[dict[str, dict[str, np.ndarray]], torch.Tensor, dict[str, int]]:
     """Both passes of one video: ({pass: reduced arrays}, scored positions, {pass: nonfinite count}).
 
     With `answer` (optional target-based slice, off by default) the prompt is not truncated, the
     answer tokens (and with `append_eos` the end-of-sequence token) are appended, and the answer
     positions of each pass are reduced the same way under the pass names `nat_answer`,
     `rev_answer`, with `target_ids` [A] and `target_logp` [A] (log-probability of each true answer
-    token given everything before it). The video positions are unchanged (causal model)."""
+    token given everything before it). The video positions are unchanged (causal model).
+
+    With `companion` (a reference model's passes: `loaded` is the reference, `companion` the target)
+    the target also runs on the identical inputs and every pass gains the exact cross terms of
+    `vidsme.reduce.cross_terms` (KL both ways, the reference's log-prob at the target's token)."""
     reduce_logits = _reduce_fn()
     orders = {"nat": frames, "rev": np.ascontiguousarray(frames[::-1])}
     logits: dict[str, torch.Tensor] = {}
+    clogits: dict[str, torch.Tensor] = {}
     scored = None
     with torch.inference_mode():
         groups = [list(PASSES)] if batch_orders else [[p] for p in PASSES]
@@ -118,9 +126,12 @@ def video_passes(loaded: Loaded, frames: np.ndarray, prompt: dict[str, Any], spe
             if answer is not None:
                 inputs, ans_ids, ans_pos = append_answer(loaded, inputs, answer, eos=append_eos)
                 keep = torch.cat([pos, ans_pos])
-            out = forward_scored(loaded, inputs, keep, full_logits=full_logits)
+            out = forward_scored(loaded, copy.copy(inputs), keep, full_logits=full_logits)
+            cout = None if companion is None else forward_scored(companion, copy.copy(inputs), keep, full_logits=full_logits)
             for i, p in enumerate(group):
                 logits[p] = out[i]
+                if cout is not None:
+                    clogits[p] = cout[i]
         entries, bad = {}, {}
         n = int(scored.numel())
         for p in PASSES:
@@ -128,6 +139,8 @@ def video_passes(loaded: Loaded, frames: np.ndarray, prompt: dict[str, Any], spe
             red = reduce_logits(lg[:n], spec)
             bad[p] = _nonfinite(red, lg[:n])
             entries[p] = _to_numpy(red)
+            if companion is not None:
+                entries[p].update(_to_numpy(cross_terms(lg[:n], clogits[p][:n], spec=spec)))
             if answer is not None:
                 a = f"{p}_answer"
                 red = reduce_logits(lg[n:], spec)
@@ -136,6 +149,8 @@ def video_passes(loaded: Loaded, frames: np.ndarray, prompt: dict[str, Any], spe
                 tgt = ans_ids.to(lp.device)
                 entries[a] = {**_to_numpy(red), "target_ids": tgt.cpu().numpy(),
                               "target_logp": lp.gather(-1, tgt[:, None])[:, 0].cpu().numpy()}
+                if companion is not None:
+                    entries[a].update(_to_numpy(cross_terms(lg[n:], clogits[p][n:], target_ids=tgt, spec=spec)))
     assert scored is not None
     return entries, scored, bad
 
@@ -143,7 +158,7 @@ def video_passes(loaded: Loaded, frames: np.ndarray, prompt: dict[str, Any], spe
 def run_shard(loaded: Loaded, frames: dict[str, np.ndarray], prompt: dict[str, Any], spec: Any,
               out_path: str | Path, header_extra: dict[str, str] | None = None, batch_orders: bool = True,
               answers: dict[str, str | tuple[dict[str, Any], str]] | None = None, append_eos: bool = False,
-              ) -> dict[str, Any]:
+              companion: Loaded | None = None) -> dict[str, Any]:
     """Run both passes on every video of `frames` ({video_id: (F, H, W, 3) uint8}) and write one dump.
 
     `answers` (optional, off by default) adds the target-based answer slice (passes `nat_answer`,
@@ -152,7 +167,10 @@ def run_shard(loaded: Loaded, frames: dict[str, np.ndarray], prompt: dict[str, A
     same system text and prefix, the video's question after the video). Returns a summary:
     {"videos": {video_id: {"status", "positions", "nonfinite": {pass: n}}},
     "n_nonfinite_videos": int, "path": str}. Status is "ok" or "nonfinite" (NaN/inf logits).
+    `companion` (a reference model's dump: the target) adds the cross terms to every pass (`video_passes`).
     """
+    if companion is not None:
+        check_companion(loaded, companion)
     if not frames:
         raise ValueError("run_shard: no videos in this shard")
     text = render_prompt(loaded.processor, prompt)
@@ -165,7 +183,7 @@ def run_shard(loaded: Loaded, frames: dict[str, np.ndarray], prompt: dict[str, A
         vprompt, answer = item if isinstance(item, tuple) else (prompt, item)
         try:
             ent, scored, bad = video_passes(loaded, fr, vprompt, spec, batch_orders=batch_orders, answer=answer,
-                                            append_eos=append_eos)
+                                            append_eos=append_eos, companion=companion)
         except torch.cuda.OutOfMemoryError as e:
             raise RuntimeError(_oom_message(loaded, vid, batch_orders)) from e
         entries[vid] = ent
@@ -183,6 +201,7 @@ def run_shard(loaded: Loaded, frames: dict[str, np.ndarray], prompt: dict[str, A
         "passes": json.dumps(list(PASSES) + ([f"{p}_answer" for p in PASSES] if answers else [])),
         "batch_orders": str(bool(batch_orders)), "answer_slice": str(bool(answers)), "answer_eos": str(bool(answers) and append_eos), "vidsme_version": __version__,
         "torch_version": torch.__version__, "transformers_version": _tf_version(),
+        "companion_model_path": companion.model_id if companion is not None else "",
     }
     for k, v in (header_extra or {}).items():  # overrides built-ins (e.g. a logical model_id)
         if k in _PROTECTED:
@@ -193,7 +212,18 @@ def run_shard(loaded: Loaded, frames: dict[str, np.ndarray], prompt: dict[str, A
     return {"videos": summary, "n_nonfinite_videos": n_bad, "path": str(path)}
 
 
-_PROTECTED = {"answer_slice", "answer_eos", "model_path", "frame_count", "prompt_hash", "reduce_spec", "scored_positions", "passes", "format",
+def check_companion(loaded: Loaded, companion: Loaded) -> None:
+    """The target run as a reference model's companion must read the same inputs: same video token and
+    vocabulary (the full check of tokenizer and processors is `vidsme.reference.check_compatible`)."""
+    vr = loaded.model.get_output_embeddings().weight.shape[0]
+    vt = companion.model.get_output_embeddings().weight.shape[0]
+    if vr != vt or loaded.video_token_id != companion.video_token_id:
+        raise ValueError(f"reference {loaded.model_id} (vocabulary {vr}, video token {loaded.video_token_id}) and target "
+                         f"{companion.model_id} (vocabulary {vt}, video token {companion.video_token_id}) differ: "
+                         "a reference model needs the target's vocabulary and tokenizer")
+
+
+_PROTECTED = {"companion_model_path", "answer_slice", "answer_eos", "model_path", "frame_count", "prompt_hash", "reduce_spec", "scored_positions", "passes", "format",
               "videos", "n_tensors"}
 
 

@@ -216,3 +216,46 @@ class PassStats:
             return math.nan
         lp = torch.log(mp / mp.sum())[None]
         return float(sme_from_logits(lp, q, r)[0])
+
+
+class CrossStats:
+    """Cross terms stored in a reference model's pass (`vidsme.reduce.cross_terms`), float64 [P] each.
+
+    `kl_ref_tgt` = KL(reference || target), `kl_tgt_ref` = KL(target || reference) per position,
+    `ref_logp_y` = the reference's log-prob at the target's token (argmax, or the true answer token),
+    and the target's own argmax and sum p log p, which `check_target` compares with the target's dump.
+    """
+
+    def __init__(self, d: dict[str, np.ndarray]) -> None:
+        from vidsme.reduce import CROSS
+
+        missing = [k for k in CROSS if k not in d]
+        if missing:
+            raise ValueError(f"CrossStats: no cross terms {missing}: the reference's passes ran without the target "
+                             "as companion (the workflow's model_pass adds it for the reference model key)")
+        self.kl_ref_tgt = np.asarray(d["x_kl_ref_tgt"], np.float64)
+        self.kl_tgt_ref = np.asarray(d["x_kl_tgt_ref"], np.float64)
+        self.ref_logp_y = np.asarray(d["x_ref_logp_y"], np.float64)
+        self.tgt_argmax = np.asarray(d["x_tgt_argmax"], np.int64)
+        self.tgt_plogp = np.asarray(d["x_tgt_plogp"], np.float64)
+
+    @property
+    def n_positions(self) -> int:
+        return int(self.kl_ref_tgt.shape[0])
+
+    def check_target(self, target: PassStats, where: str, atol: float = 1e-3) -> None:
+        """The companion run must be the target's own pass: same positions, same sum p log p (within
+        `atol` nats) and the same argmax except at near-ties (top-2 gap < `atol`). `where` names the
+        video and pass in the error."""
+        if target.n_positions != self.n_positions:
+            raise ValueError(f"{where}: the target's dump has {target.n_positions} positions, the reference's "
+                             f"cross terms {self.n_positions}: the two dumps are not of the same inputs")
+        ok = ~target.nonfinite & np.isfinite(self.tgt_plogp)
+        dev = np.abs(self.tgt_plogp[ok] - target._s["plogp"][ok])
+        tie = target.gap < atol
+        flip = ok & (self.tgt_argmax != target.argmax) & ~tie
+        if (dev.size and dev.max() > atol) or flip.any():
+            worst = float(dev.max()) if dev.size else 0.0
+            raise ValueError(f"{where}: the target run beside the reference does not match the target's dump "
+                             f"(max |sum p log p| difference {worst:.3g} nats, {int(flip.sum())} argmax changes): "
+                             "the target changed after the reference's passes; rerun them")

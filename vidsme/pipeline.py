@@ -45,13 +45,28 @@ def extract_frames(sheet: str, shard: int, shard_size: int, num_frames: int, out
     extract_shard(list(zip(rows.video_id, rows.path)), num_frames, out_npz, out_manifest, on_error=on_error)
 
 
+LOAD_KEYS = ("id", "revision", "dtype", "device", "attn_implementation", "trust_remote_code", "local_files_only")
+
+
+def _load_cfg(model_cfg: dict[str, Any], model_dir: str | None) -> dict[str, Any]:
+    """The loading keys of a model config; a local model folder (workflow-made targets) replaces the id."""
+    cfg = {k: model_cfg[k] for k in LOAD_KEYS if k in model_cfg}
+    if model_dir is not None:
+        cfg["id"] = model_dir
+    return cfg
+
+
 def model_pass(model_cfg: dict[str, Any], model_dir: str | None, frames_npz: str, manifest: str, prompt: dict[str, Any], reduce_cfg: dict[str, Any], out: str,
-               sheet_tsv: str | None = None, answer_cfg: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Natural and reversed passes of the target on one shard, reduced and dumped.
+               sheet_tsv: str | None = None, answer_cfg: dict[str, Any] | None = None,
+               companion_cfg: dict[str, Any] | None = None, companion_dir: str | None = None) -> dict[str, Any]:
+    """Natural and reversed passes of a model on one shard, reduced and dumped.
 
     With `answer_cfg["enabled"]` the passes also score each video's answer tokens (the answer slice):
     the prompt and answer of every video come from its row of `sheet_tsv` (`vidsme.prompts.answer_item`);
     a row without a question or caption stops the step, naming the video.
+    With `companion_cfg` (the passes of a reference model) the target (`companion_cfg`, folder
+    `companion_dir`) runs on the same inputs and the dump gains the exact cross terms
+    (`vidsme.reduce.cross_terms`) the reference-model attacks need.
     """
     from vidsme.frames import load_frames
     from vidsme.models import load_model
@@ -59,10 +74,7 @@ def model_pass(model_cfg: dict[str, Any], model_dir: str | None, frames_npz: str
     from vidsme.prompts import answer_item
     from vidsme.reduce import ReduceSpec
 
-    load_keys = ("id", "revision", "dtype", "device", "attn_implementation", "trust_remote_code", "local_files_only")
-    cfg = {k: model_cfg[k] for k in load_keys if k in model_cfg}
-    if model_dir is not None:
-        cfg["id"] = model_dir
+    cfg = _load_cfg(model_cfg, model_dir)
     man = pd.read_csv(manifest, sep="\t", dtype=str, keep_default_na=False)
     ok = set(man.video_id[man.status == "ok"])
     frames = {k: v for k, v in load_frames(frames_npz).items() if k in ok}
@@ -73,30 +85,51 @@ def model_pass(model_cfg: dict[str, Any], model_dir: str | None, frames_npz: str
         rows = pd.read_csv(sheet_tsv, sep="\t", dtype=str, keep_default_na=False).set_index("video_id", drop=False)
         answers = {vid: answer_item(rows.loc[vid].to_dict(), prompt) for vid in frames}
     loaded = load_model(cfg)
+    companion = load_model(_load_cfg(companion_cfg, companion_dir)) if companion_cfg is not None else None
     header = {"model_source": model_cfg.get("source", ""), "model_id": str(model_cfg.get("id") or cfg["id"]), "revision": str(model_cfg.get("revision"))}
+    if companion_cfg is not None:
+        header["companion_model_id"] = str(companion_cfg.get("id") or companion_dir)
     return run_shard(loaded, frames, prompt, ReduceSpec.from_dict(reduce_cfg), out, header_extra=header, batch_orders=model_cfg.get("batch_orders", True),
-                     answers=answers, append_eos=bool((answer_cfg or {}).get("append_eos")))
+                     answers=answers, append_eos=bool((answer_cfg or {}).get("append_eos")), companion=companion)
 
 
 SLICES = {"video": ("nat", "rev"), "answer": ("nat_answer", "rev_answer")}  # scored slice -> dump pass names
 
 
-def position_series(dump: str, qr_tsv: str, out: str, fixed_q: float, fixed_r: float, slice_name: str = "video") -> None:
+def _reference_dump(ref_dump: str, header: dict[str, str]) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+    """A reference model's dump of the same shard: same scored positions per video, cross terms present."""
+    from vidsme.dump import read_shard
+
+    ref_header, ref_entries = read_shard(ref_dump)
+    mine, theirs = json.loads(header["scored_positions"]), json.loads(ref_header["scored_positions"])
+    for vid, runs in mine.items():
+        if theirs.get(vid, runs) != runs:
+            raise ValueError(f"{ref_dump}: video {vid} has other scored positions than in the target's dump: "
+                             "the reference model must read the same inputs (tokenizer, processor)")
+    return ref_entries
+
+
+def position_series(dump: str, qr_tsv: str, out: str, fixed_q: float, fixed_r: float, slice_name: str = "video",
+                    ref_dump: str | None = None) -> None:
     """Per-position series of every attack for one shard, at each video's adaptive (q, r).
 
     `slice_name`: "video" (the video-token positions, the paper's method) or "answer" (the answer tokens,
-    true targets; needs a dump made with the answer slice)."""
+    true targets; needs a dump made with the answer slice). `ref_dump`: the same shard's dump of a
+    reference model made with the target as companion; adds the reference-model attacks' series
+    (`vidsme.attacks.reference_series`)."""
     from safetensors.numpy import save_file
 
     from vidsme.attacks import n_excluded
     from vidsme.attacks import position_series as series_of
     from vidsme.dump import read_shard
-    from vidsme.passstats import PassStats
+    from vidsme.attacks import reference_series
+    from vidsme.passstats import CrossStats, PassStats
 
     if slice_name not in SLICES:
         raise ValueError(f"unknown slice {slice_name!r}; known: {', '.join(SLICES)}")
     pn, pr = SLICES[slice_name]
     header, entries = read_shard(dump)
+    ref_entries = _reference_dump(ref_dump, header) if ref_dump else None
     qr = pd.read_csv(qr_tsv, sep="\t", dtype={"video_id": str}).set_index("video_id")
     tensors: dict[str, np.ndarray] = {}
     for vid, passes in entries.items():
@@ -110,7 +143,15 @@ def position_series(dump: str, qr_tsv: str, out: str, fixed_q: float, fixed_r: f
         if n_excluded(nat, rev):
             log.warning("%s: %d of %d positions have non-finite logits; excluded from every series", vid, n_excluded(nat, rev), nat.n_positions)
         q, r = float(qr.at[vid, "q"]), float(qr.at[vid, "r"])
-        for name, values in series_of(nat, rev, q, r, {"fixed_q": fixed_q, "fixed_r": fixed_r}).items():
+        series = series_of(nat, rev, q, r, {"fixed_q": fixed_q, "fixed_r": fixed_r})
+        if ref_entries is not None:
+            rp = ref_entries.get(vid, {})
+            if pn not in rp or pr not in rp:
+                raise ValueError(f"{ref_dump}: video {vid} has no {slice_name} slice in the reference's dump (passes {sorted(rp)})")
+            x_nat = CrossStats(rp[pn])
+            x_nat.check_target(nat, f"{ref_dump}: video {vid}, pass {pn}")
+            series.update(reference_series(nat, rev, PassStats.from_arrays(rp[pn]), PassStats.from_arrays(rp[pr]), x_nat, q, r))
+        for name, values in series.items():
             tensors[f"{vid}/{name}"] = np.ascontiguousarray(np.asarray(values, dtype=np.float64))
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)

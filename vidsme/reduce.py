@@ -245,3 +245,56 @@ def reduce_logits(logits: Tensor, spec: ReduceSpec | None = None, chunk: int | N
         n_ok = int((~nonfinite).sum())
         out["mean_probs"] = (psum / max(n_ok, 1)).to(torch.float32)
     return out
+
+
+# Cross terms between two models' distributions on identical inputs (reference-model attacks). The
+# pass's own model is the reference (p); its companion, run on the same inputs, is the target (c).
+CROSS = ("x_kl_ref_tgt", "x_kl_tgt_ref", "x_ref_logp_y", "x_tgt_argmax", "x_tgt_plogp")
+
+
+def cross_terms(logits: Tensor, companion: Tensor, target_ids: Tensor | None = None, spec: ReduceSpec | None = None,
+                chunk: int = 8) -> dict[str, Tensor]:
+    """Exact per-position terms that need both full distributions at once (V ~ 152k: no dump holds them).
+
+    `logits` [P, V] are the reference's, `companion` [P, V] the target's at the same positions of the same
+    inputs. Returns float64 [P] arrays (int64 for the argmax):
+
+    - ``x_kl_ref_tgt`` = KL(p || c) = sum_j p_j (log p_j - log c_j), ``x_kl_tgt_ref`` = KL(c || p);
+    - ``x_ref_logp_y`` = log p(y), y the target's scored token: its argmax (first maximal index, as
+      `reduce_logits`), or `target_ids` (answer slice, true tokens);
+    - ``x_tgt_argmax``, ``x_tgt_plogp`` (= sum c log c): the target's own argmax and negative entropy,
+      which the scoring step checks against the target's dump (same model, same inputs).
+
+    Terms with p_j = 0 (or c_j = 0) contribute 0; p_j > 0 = c_j gives an infinite KL. Rows non-finite
+    in either model are NaN (argmax -1). Elementwise work in `spec.compute_dtype`, sums in float64.
+    """
+    spec = spec or ReduceSpec()
+    _check(logits)
+    _check(companion)
+    if logits.shape != companion.shape:
+        raise ValueError(f"cross_terms: reference logits {tuple(logits.shape)} and target logits "
+                         f"{tuple(companion.shape)} differ: the two models need the same vocabulary and positions")
+    n = logits.shape[0]
+    if target_ids is not None and tuple(target_ids.shape) != (n,):
+        raise ValueError(f"cross_terms: target_ids must have shape ({n},), got {tuple(target_ids.shape)}")
+    cd = getattr(torch, spec.compute_dtype)
+    f64 = dict(dtype=torch.float64, device=logits.device)
+    out = {k: torch.full((n,), math.nan, **f64) for k in CROSS if k != "x_tgt_argmax"}
+    out["x_tgt_argmax"] = torch.full((n,), -1, dtype=torch.int64, device=logits.device)
+    for i in range(0, n, chunk):
+        s, x, bad_p = _chunk_rows(logits, i, chunk)
+        _, c, bad_c = _chunk_rows(companion.to(logits.device), i, chunk)
+        bad = bad_p | bad_c
+        lp, lc = torch.log_softmax(x.to(cd), -1), torch.log_softmax(c.to(cd), -1)
+        pp, pc = torch.exp(lp), torch.exp(lc)
+        y = c.to(cd).argmax(-1) if target_ids is None else target_ids[s].to(logits.device)
+        vals = {
+            "x_kl_ref_tgt": _sum64(torch.where(pp > 0, pp * (lp - lc), 0.0)),
+            "x_kl_tgt_ref": _sum64(torch.where(pc > 0, pc * (lc - lp), 0.0)),
+            "x_ref_logp_y": lp.gather(-1, y[:, None])[:, 0].to(torch.float64),
+            "x_tgt_plogp": _sum64(torch.where(pc > 0, pc * lc, 0.0)),
+        }
+        for k, v in vals.items():
+            out[k][s] = torch.where(bad, out[k][s], v)
+        out["x_tgt_argmax"][s] = torch.where(bad, out["x_tgt_argmax"][s], c.to(cd).argmax(-1))
+    return out
