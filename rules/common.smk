@@ -50,6 +50,32 @@ def model_key():
 MODEL = model_key()
 
 
+def reference_key():
+    """Model key of the target's reference model (base-target columns, ref_* attacks, movement):
+    the base target for the embedded default, `model.reference` for others, None without one.
+    """
+    m = config["model"]
+    ref = m.get("reference")
+    if m["source"] == "embedded":
+        if ref:
+            raise ValueError(
+                "config key model.reference: the embedded default's reference is its base target "
+                "(target/base/); leave model.reference null"
+            )
+        return "embedded-base"
+    if not ref:
+        return None
+    key = "ref--" + "--".join(part for part in ref["id"].split(os.sep) if part)
+    if key == MODEL:
+        raise ValueError(
+            "config key model.reference: the reference is the target itself"
+        )
+    return key
+
+
+REF = reference_key()
+
+
 def sheet_path():
     """The sample sheet the workflow reads (generated for the embedded default)."""
     if EMBEDDED:
@@ -148,16 +174,91 @@ def shard_files(pattern, **kw):
     return expand(pattern, shard=SHARDS, **kw)
 
 
+def model_dir(key):
+    """The folder of a workflow-made model (embedded targets and their variants and bases, tiny); else None."""
+    if key == "embedded":
+        return f"{RES}/target/main/model"
+    if key.startswith("embedded-"):
+        return f"{RES}/target/{key[len('embedded-'):]}/model"
+    if key == "tiny":
+        return f"{RES}/target/tiny"
+    return None
+
+
 def model_inputs(w):
-    """Files a model pass depends on: the trained target (or a variant of it) for the embedded
-    default, and the sample sheet when the passes also score the answer tokens."""
+    """Files a model pass depends on: the trained target (or a variant or base of it) for the embedded
+    default, and the sample sheet when the passes also score the answer tokens. With a reference
+    model, the target's and the reference's passes wait for the compatibility check, and the
+    reference's passes also load the target (companion: exact cross terms)."""
     out = {"sheet": f"{RES}/samples.tsv"} if ANSWER else {}
-    if w.model == "embedded":
-        out["model"] = f"{RES}/target/main/model"
-    elif w.model.startswith("embedded-"):
-        out["model"] = f"{RES}/target/{w.model[len('embedded-'):]}/model"
-    elif w.model == "tiny":
-        out["model"] = f"{RES}/target/tiny"
+    if model_dir(w.model):
+        out["model"] = model_dir(w.model)
+    if REF and w.model in (MODEL, REF):
+        out["check"] = f"{RES}/reference/check.json"
+    if REF and w.model == REF and model_dir(MODEL):
+        out["companion"] = model_dir(MODEL)
+    return out
+
+
+def pass_model_cfg(key):
+    """The model config a pass loads: the target's settings; a user reference's id and revision."""
+    m = {k: v for k, v in config["model"].items() if k != "reference"}
+    if REF and key == REF and not key.startswith("embedded"):
+        ref = config["model"]["reference"]
+        m.update(id=ref["id"], revision=ref.get("revision"), source="reference")
+    return m
+
+
+def companion_cfg(key):
+    """For the reference's passes: the target's config (it runs beside the reference on the same inputs)."""
+    return pass_model_cfg(MODEL) if REF and key == REF else None
+
+
+def reference_check_inputs(w):
+    return {
+        k: model_dir(m)
+        for k, m in (("target", MODEL), ("reference", REF))
+        if model_dir(m)
+    }
+
+
+def series_inputs(w):
+    """A shard's dump, (q, r) and, for the target with a reference, the reference's dump of the shard."""
+    out = {
+        "dump": f"{RES}/dumps/{w.model}/F{w.F}/shard{w.shard}.safetensors",
+        "qr": f"{RES}/stats/F{w.F}/qr.tsv",
+    }
+    if REF and w.model == MODEL:
+        out["ref_dump"] = f"{RES}/dumps/{REF}/F{w.F}/shard{w.shard}.safetensors"
+    return out
+
+
+def reference_label():
+    """How tables name the reference: the base target (embedded) or the user's reference model."""
+    return (
+        "base target" if config["model"]["source"] == "embedded" else "reference model"
+    )
+
+
+def base_params():
+    """Settings of the main tables' base-target columns (None without a reference)."""
+    if not REF:
+        return None
+    return {
+        "n_boot": config["metrics"]["n_boot"],
+        "seed": config["seed"],
+        "nonfinite": config["metrics"]["nonfinite"],
+        "label": reference_label(),
+    }
+
+
+def table_inputs(w):
+    """The target's metrics and, with a reference, what the base-target columns need."""
+    out = {"metrics": f"{RES}/metrics/{MODEL}/F{F}/metrics{w.slice}.tsv"}
+    if REF:
+        out["scores"] = f"{RES}/scores/{MODEL}/F{F}/scores{w.slice}.tsv"
+        out["base_scores"] = f"{RES}/scores/{REF}/F{F}/scores{w.slice}.tsv"
+        out["base_metrics"] = f"{RES}/metrics/{REF}/F{F}/metrics{w.slice}.tsv"
     return out
 
 
@@ -191,7 +292,8 @@ VARIANT_PATTERN = r"(?!base($|_))[A-Za-z0-9_.-]+"
 
 def base_name(variant):
     """The base target `variant` is instruction-tuned from: the main base when its pretraining
-    settings (vidsme.train.PRETRAIN_KEYS) equal the main target's, else one of its own."""
+    settings (vidsme.train.PRETRAIN_KEYS) equal the main target's, else one of its own.
+    """
     from vidsme.train import pretrain_settings
 
     same = pretrain_settings(train_cfg(variant)) == pretrain_settings(train_cfg("main"))
@@ -202,7 +304,9 @@ def pretrain_cfg(base):
     """Pretraining settings of a base target (only these reach the pretrain_target rule)."""
     from vidsme.train import pretrain_settings
 
-    return pretrain_settings(train_cfg("main" if base == "base" else base[len("base_") :]))
+    return pretrain_settings(
+        train_cfg("main" if base == "base" else base[len("base_") :])
+    )
 
 
 def variant_models():
@@ -218,8 +322,11 @@ def all_outputs():
     ]
     if config["model"]["source"] == "embedded":
         out.append(f"{RES}/target/main/memorisation.json")
+        out.append(f"{RES}/target/base/memorisation.json")
     if ANSWER:
         out.append(f"{RES}/tables/main_answer.md")
+    if REF:
+        out += [f"{RES}/tables/movement.md", f"{RES}/figures/movement.png"]
     return out
 
 

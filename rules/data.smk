@@ -26,14 +26,12 @@ rule pretrain_target:
         model=directory(f"{RES}/target/{{base}}/model"),
         curve=f"{RES}/target/{{base}}/train_log.tsv",
         memorisation=f"{RES}/target/{{base}}/memorisation.json",
-    wildcard_constraints:
-        base=BASE_PATTERN,
     log:
         f"{LOGS}/pretrain_target/{{base}}.log",
     benchmark:
         f"{BENCH}/pretrain_target/{{base}}.tsv"
-    conda:
-        "../environment.yml"
+    wildcard_constraints:
+        base=BASE_PATTERN,
     threads: 2
     resources:
         mem_mb=4000,
@@ -56,12 +54,12 @@ rule train_target:
         model=directory(f"{RES}/target/{{variant}}/model"),
         curve=f"{RES}/target/{{variant}}/train_log.tsv",
         memorisation=f"{RES}/target/{{variant}}/memorisation.json",
-    wildcard_constraints:
-        variant=VARIANT_PATTERN,
     log:
         f"{LOGS}/train_target/{{variant}}.log",
     benchmark:
         f"{BENCH}/train_target/{{variant}}.tsv"
+    wildcard_constraints:
+        variant=VARIANT_PATTERN,
     threads: 2
     resources:
         mem_mb=4000,

@@ -1,4 +1,5 @@
-# The expensive stage: natural and reversed passes of the target, reduced to compact dumps.
+# The expensive stage: natural and reversed passes of a model, reduced to compact dumps. A reference
+# model's passes also run the target beside it (exact cross terms); a compatibility check comes first.
 
 
 rule model_pass:
@@ -18,9 +19,25 @@ rule model_pass:
         runtime=120,
         gpu=lambda w: 1 if str(config["model"]["device"]).startswith("cuda") else 0,
     params:
-        model=config["model"],
+        model=lambda w: pass_model_cfg(w.model),
+        companion=lambda w: companion_cfg(w.model),
         prompt=config["prompt"],
         reduce=config["reduce"],
         answer=config["scoring"]["answer_slice"] if ANSWER else {"enabled": False},
     script:
         "../scripts/model_pass.py"
+
+
+rule reference_check:
+    input:
+        unpack(reference_check_inputs),
+    output:
+        f"{RES}/reference/check.json",
+    log:
+        f"{LOGS}/reference_check.log",
+    params:
+        target=lambda w: pass_model_cfg(MODEL),
+        reference=lambda w: pass_model_cfg(REF),
+        prompt=config["prompt"],
+    script:
+        "../scripts/reference_check.py"

@@ -19,7 +19,7 @@ rule metrics:
 
 rule tables:
     input:
-        metrics=f"{RES}/metrics/{MODEL}/F{F}/metrics{{slice}}.tsv",
+        unpack(table_inputs),
         blind=f"{RES}/blind/metrics.tsv",
     output:
         md=report(
@@ -37,6 +37,7 @@ rule tables:
         fprs=config["metrics"]["fprs"],
         title=lambda w: "Answer tokens" if w.slice else "Video-token positions",
         verdict_margin=config["blind"]["verdict_margin"],
+        base=lambda w: base_params(),
     script:
         "../scripts/tables.py"
 
@@ -162,3 +163,25 @@ rule check:
         experiment=EXP,
     script:
         "../scripts/check.py"
+
+
+rule movement:
+    input:
+        series=expand(
+            f"{RES}/series/{MODEL}/F{F}/shard{{shard}}{{slice}}.safetensors",
+            shard=SHARDS,
+            slice=[s for s in SLICES if ANSWER or not s],
+        ),
+        sheet=f"{RES}/samples.tsv",
+    output:
+        md=report(f"{RES}/tables/movement.md", category="Tables"),
+        csv=f"{RES}/tables/movement.csv",
+        figure=report(f"{RES}/figures/movement.png", category="Figures"),
+    log:
+        f"{LOGS}/movement.log",
+    params:
+        n_boot=config["metrics"]["n_boot"],
+        seed=config["seed"],
+        label=lambda w: reference_label(),
+    script:
+        "../scripts/movement.py"

@@ -4,8 +4,7 @@
 
 rule position_series:
     input:
-        dump=f"{RES}/dumps/{{model}}/F{{F}}/shard{{shard}}.safetensors",
-        qr=f"{RES}/stats/F{{F}}/qr.tsv",
+        unpack(series_inputs),
     output:
         f"{RES}/series/{{model}}/F{{F}}/shard{{shard}}{{slice}}.safetensors",
     log:

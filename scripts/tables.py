@@ -3,6 +3,7 @@ from vidsme.logs import logged
 from vidsme.report import write_tables
 
 with logged(snakemake.log[0]):
-    o = snakemake.output
-    write_tables(snakemake.input.metrics, o.md, o.csv, o.tex, o.k_sweep, snakemake.params.main_k, snakemake.params.fprs,
-                 title=snakemake.params.title, blind_tsv=snakemake.input.blind, verdict_margin=snakemake.params.verdict_margin)
+    i, o, p = snakemake.input, snakemake.output, snakemake.params
+    base = dict(p.base, scores=i.scores, base_scores=i.base_scores, base_metrics=i.base_metrics) if p.base else None
+    write_tables(i.metrics, o.md, o.csv, o.tex, o.k_sweep, p.main_k, p.fprs, title=p.title, blind_tsv=i.blind,
+                 verdict_margin=p.verdict_margin, base=base)

@@ -162,6 +162,15 @@ def test_inference_step_from_score_files(tmp_path: Path) -> None:
         di.audit(ev, members[:30], non[:30] + ["e1"])
     x, y = di.attack_features(ev, 0.1, "lowest")
     assert list(x.columns) == ["video:perplexity", "video:vid_sme", "answer:perplexity", "answer:vid_sme"] and y.sum() == 40
+    # the evaluation videos' reference-model attacks (absent on the validation videos) are left out
+    with_ref = pd.read_csv(ev["video"], sep="\t")
+    with_ref = pd.concat([with_ref, with_ref[with_ref.attack == "perplexity"].assign(attack="ref_logp")])
+    with_ref.to_csv(tmp_path / "vr.tsv", sep="\t", index=False)
+    x2, _ = di.attack_features({"video": str(tmp_path / "vr.tsv"), "answer": ev["answer"]}, 0.1, "lowest")
+    assert list(x2.columns) == list(x.columns)
+    t2 = di.inference_step({"video": str(tmp_path / "vr.tsv"), "answer": ev["answer"]}, va, 0.1, {"set_sizes": [10], "resamples": 5},
+                           0, "lowest", str(tmp_path / "o2.csv"), str(tmp_path / "o2.md"))
+    assert t2.rate.notna().all()
 
 
 # ----------------------------------------------------------------------------- (q, r) outside the evaluation set

@@ -127,6 +127,7 @@ def test_reference_pass_cross_terms_are_exact_on_a_tiny_model(pair) -> None:
     q, r = 1.4, 1.07
     series = reference_series(*(PassStats.from_arrays(own[p]) for p in ("nat", "rev")),
                               *(PassStats.from_arrays(ent[p]) for p in ("nat", "rev")), CrossStats(ent["nat"]), q, r)
+    assert {ATTACKS[a].series for a in REFERENCE_ATTACKS} == set(series)
     inputs, pos = build_inputs(tgt, [fr, np.ascontiguousarray(fr[::-1])], PROMPT)
     with torch.no_grad():
         lt = tgt.model(**inputs).logits[:, pos].double()

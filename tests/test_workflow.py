@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -25,6 +26,16 @@ def _sheet(path: Path, n: int, video_dir: str = "videos") -> Path:
 
 
 ANSWER = {"answer_slice": {"enabled": True}}  # the end-to-end run also scores the answer tokens
+REFERENCE = {"reference": {"id": "ref_tiny"}}  # ... and has a reference model (`_reference_model`)
+
+
+def _reference_model(wd: Path, name: str = "ref_tiny", **over) -> Path:
+    """A second untrained tiny model beside the workflow: the tiny target's sizes and tokenizer (the tiny_target
+    rule's settings), another seed; `over` changes sizes (e.g. another vocabulary)."""
+    from vidsme.embedded import settings
+    from vidsme.tiny import build_tiny
+
+    return build_tiny("llava_next_video", wd / name, seed=1, **{**settings({}, "tiny"), **over})
 
 
 def _config(wd: Path, sheet: str | None = "sheet.tsv", **over) -> Path:
@@ -88,9 +99,11 @@ def test_committed_test_config_is_the_tiny_run() -> None:
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The whole workflow with the committed test configuration: 8 tiny clips, an untrained tiny model."""
+    """The whole workflow with the committed test configuration: 8 tiny clips, an untrained tiny model,
+    and a second tiny model as its reference (`REFERENCE`)."""
     wd = copy_workflow(tmp_path_factory.mktemp("e2e") / "wf")
-    _config(wd, sheet=None)
+    _reference_model(wd)
+    _config(wd, sheet=None, model=REFERENCE)
     snakemake(wd, "--cores", "2", "--configfile", "test.yaml")
     return wd
 
@@ -124,6 +137,29 @@ def test_end_to_end_outputs(finished_run: Path) -> None:
     # dataset inference: 4 + 4 videos cannot make a set of 10; every cell says so
     di = pd.read_csv(res / "tables" / "dataset_inference.csv")
     assert di.rate.isna().all() and di.note.str.contains("pool has 4 videos").all()
+    # the reference model: its own scores (the base-target columns), the ref_* attacks on the target, movement
+    from vidsme.attacks import REFERENCE_ATTACKS
+
+    assert set(REFERENCE_ATTACKS) <= set(scores.attack) and set(REFERENCE_ATTACKS) <= set(answer.attack)
+    base = pd.read_csv(res / "scores" / "ref--ref_tiny" / "F4" / "scores.tsv", sep="\t")
+    assert set(base.video_id) == set(scores.video_id) and not set(REFERENCE_ATTACKS) & set(base.attack)
+    assert json.loads((res / "reference" / "check.json").read_text())["vocab_size"] > 0
+    for sl in ("", "_answer"):
+        table = pd.read_csv(res / "tables" / f"main{sl}.csv").set_index("attack")
+        base_m = pd.read_csv(res / "metrics" / "ref--ref_tiny" / "F4" / f"metrics{sl}.tsv", sep="\t")
+        ppl = base_m[base_m.attack == "perplexity"].iloc[0]
+        assert table.at["perplexity", "base AUC"] == pytest.approx(ppl.auc)
+        assert table.at["perplexity", "tuned - base"] == pytest.approx(table.at["perplexity", "AUC"] - ppl.auc)
+        assert table.loc[list(REFERENCE_ATTACKS), "base AUC"].isna().all()
+        md = (res / "tables" / f"main{sl}.md").read_text()
+        assert "| base AUC | tuned - base | tuned - base 95% CI |" in md and "measures the split, not membership" in md
+    mv = pd.read_csv(res / "tables" / "movement.csv")
+    assert len(mv) == 16 and set(mv.slice) == {"video", "answer"} and (mv[["kl_ref_tgt", "kl_tgt_ref"]] > 0).all().all()
+    # per-video mean KL = the KL attack's score at K = 100% (two code paths from the same series)
+    kl = scores[(scores.attack == "ref_kl_rt") & (scores.k == 1.0)].set_index("video_id").score
+    np.testing.assert_allclose(mv[mv.slice == "video"].set_index("video_id").kl_ref_tgt.loc[kl.index], kl, rtol=1e-12)
+    assert "video positions" in (res / "tables" / "movement.md").read_text()
+    assert (res / "figures" / "movement.png").stat().st_size > 1000
     prov = json.loads((res / "provenance.json").read_text())
     assert prov["lock_sha256"] and prov["config"]["frames"]["num_frames"] == 4
     log = (finished_run / "logs" / "test" / "metrics" / "tiny" / "F4" / "metrics.log").read_text()
@@ -132,7 +168,7 @@ def test_end_to_end_outputs(finished_run: Path) -> None:
 
 @pytest.mark.slow
 def test_second_run_does_nothing(finished_run: Path) -> None:
-    _config(finished_run, sheet=None)
+    _config(finished_run, sheet=None, model=REFERENCE)
     out = snakemake(finished_run, "-n", "--configfile", "test.yaml").stdout
     assert planned_jobs(out) == {}, out[-2000:]
 
@@ -140,15 +176,15 @@ def test_second_run_does_nothing(finished_run: Path) -> None:
 @pytest.mark.slow
 def test_answer_slice_toggle_reruns_passes_not_frames(finished_run: Path) -> None:
     """Turning the answer slice off changes what the passes dump: passes rerun, frames and (q, r) do not."""
-    _config(finished_run, sheet=None, scoring={"answer_slice": {"enabled": False}})
+    _config(finished_run, sheet=None, scoring={"answer_slice": {"enabled": False}}, model=REFERENCE)
     jobs = planned_jobs(snakemake(finished_run, "-n", "--configfile", "test.yaml").stdout)
-    assert jobs["model_pass"] == 2 and jobs["position_series"] == 2
-    assert not {"extract_frames", "video_stats", "adaptive_qr", "tiny_target"} & set(jobs)
+    assert jobs["model_pass"] == 4 and jobs["position_series"] == 4  # target and reference, 2 shards each
+    assert not {"extract_frames", "video_stats", "adaptive_qr", "tiny_target", "reference_check"} & set(jobs)
 
 
 @pytest.mark.slow
 def test_changing_k_reruns_aggregation_onward_only(finished_run: Path) -> None:
-    _config(finished_run, sheet=None, scoring={"k_grid": [0.0, 0.2, 1.0]})
+    _config(finished_run, sheet=None, scoring={"k_grid": [0.0, 0.2, 1.0]}, model=REFERENCE)
     jobs = planned_jobs(snakemake(finished_run, "-n", "--configfile", "test.yaml").stdout)
     assert {"aggregate", "metrics", "tables"} <= set(jobs)
     assert not {"extract_frames", "video_stats", "adaptive_qr", "model_pass", "position_series"} & set(jobs)
@@ -156,7 +192,7 @@ def test_changing_k_reruns_aggregation_onward_only(finished_run: Path) -> None:
 
 @pytest.mark.slow
 def test_changing_beta_reruns_no_model_pass(finished_run: Path) -> None:
-    _config(finished_run, sheet=None, qr={"beta1": 0.5, "beta2": 0.2})
+    _config(finished_run, sheet=None, qr={"beta1": 0.5, "beta2": 0.2}, model=REFERENCE)
     jobs = planned_jobs(snakemake(finished_run, "-n", "--configfile", "test.yaml").stdout)
     assert {"adaptive_qr", "position_series", "aggregate"} <= set(jobs)
     assert not {"extract_frames", "video_stats", "model_pass", "tiny_target"} & set(jobs)
@@ -164,9 +200,9 @@ def test_changing_beta_reruns_no_model_pass(finished_run: Path) -> None:
 
 @pytest.mark.slow
 def test_changing_frame_count_reruns_from_frames(finished_run: Path) -> None:
-    _config(finished_run, sheet=None, frames={"num_frames": 6})
+    _config(finished_run, sheet=None, frames={"num_frames": 6}, model=REFERENCE)
     jobs = planned_jobs(snakemake(finished_run, "-n", "--configfile", "test.yaml").stdout)
-    assert jobs["extract_frames"] == 2 and jobs["model_pass"] == 2 and jobs["video_stats"] == 2
+    assert jobs["extract_frames"] == 2 and jobs["model_pass"] == 4 and jobs["video_stats"] == 2
     assert "tiny_target" not in jobs
 
 
@@ -174,9 +210,11 @@ def test_changing_frame_count_reruns_from_frames(finished_run: Path) -> None:
 def test_same_seed_same_scores(finished_run: Path, tmp_path: Path) -> None:
     """A second run from scratch on the same video files gives byte-identical scores and metrics."""
     wd = copy_workflow(tmp_path / "again")
-    _config(wd, sheet=None)
-    snakemake(wd, "--cores", "2", "--configfile", "test.yaml", "--until", "metrics")
-    for rel in ("scores/tiny/F4/scores.tsv", "metrics/tiny/F4/metrics.tsv", "scores/tiny/F4/scores_answer.tsv"):
+    _reference_model(wd)
+    _config(wd, sheet=None, model=REFERENCE)
+    snakemake(wd, "--cores", "2", "--configfile", "test.yaml", "--until", "tables")
+    for rel in ("scores/tiny/F4/scores.tsv", "metrics/tiny/F4/metrics.tsv", "scores/tiny/F4/scores_answer.tsv",
+                "tables/main.csv", "tables/main_answer.csv"):
         assert (wd / "results" / "test" / rel).read_bytes() == (finished_run / "results" / "test" / rel).read_bytes(), rel
 
 
@@ -210,6 +248,36 @@ def test_validation_videos_are_scored_apart_from_the_evaluation_set(wd: Path) ->
     _config(wd, dataset_inference={"enabled": False})
     jobs = planned_jobs(snakemake(wd, "-n", "--configfile", "test.yaml").stdout)
     assert "dataset_inference" not in jobs and not any(k.startswith("val_") for k in jobs)
+@pytest.mark.slow
+def test_reference_with_another_vocabulary_stops_before_any_pass(wd: Path) -> None:
+    _reference_model(wd, "bad_ref", pad_vocab_to=2048)
+    _config(wd, sheet=None, model={"reference": {"id": "bad_ref"}})
+    out = snakemake(wd, "--cores", "2", "--configfile", "test.yaml", check=False)
+    assert out.returncode != 0
+    log = (wd / "logs" / "test" / "reference_check.log").read_text()
+    assert "another vocabulary size" in log and "bad_ref" in log
+    assert not (wd / "results" / "test" / "dumps").exists()  # no model pass ran, neither the target's nor the reference's
+
+
+def test_embedded_plan_attacks_the_base_target(wd: Path) -> None:
+    """The embedded default pretrains one base, tunes the target from it, attacks both (the base's passes
+    beside the target) after the compatibility check; ablation variants with the main pretraining share
+    the base, and a variant named like a base is refused."""
+    res = snakemake(wd, "-n", "--cores", "2")
+    out = res.stdout
+    jobs = planned_jobs(out)
+    assert "Exception" not in out + res.stderr  # e.g. train_target offered for target/base (reserved name)
+    assert jobs["pretrain_target"] == 1 and jobs["train_target"] == 1 and jobs["reference_check"] == 1
+    assert jobs["model_pass"] == 2 * jobs["extract_frames"]  # the target and the base target
+    assert "results/embedded/dumps/embedded-base/F16/shard0000.safetensors" in out and jobs["movement"] == 1
+    out = snakemake(wd, "-n", "--cores", "2", "ablations").stdout
+    jobs = planned_jobs(out)
+    assert jobs["pretrain_target"] == 2  # target/base (shared by five variants) and target/base_random_init
+    assert "dumps/embedded-base/F16/" in out and "dumps/embedded-base/F8/" not in out  # the reference at the main F only
+    bad = wd / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"ablations": {"variants": {"base_x": {"epochs": 1}}}}))
+    res = snakemake(wd, "-n", "--configfile", "bad.yaml", check=False)
+    assert res.returncode != 0 and "base_x" in res.stdout + res.stderr
 
 
 def test_full_config_plans_the_larger_experiment_in_its_own_folders(wd: Path) -> None:
@@ -221,7 +289,7 @@ def test_full_config_plans_the_larger_experiment_in_its_own_folders(wd: Path) ->
     assert {**train.DEFAULTS, **cfg["embedded"]["train"]} == train.FULL
     out = snakemake(wd, "-n", "--configfile", "config/full.yaml").stdout
     jobs = planned_jobs(out)
-    assert jobs["model_pass"] == 38 and jobs["train_target"] == 1  # ceil(600 / 16) shards
+    assert jobs["model_pass"] == 2 * 38 and jobs["train_target"] == 1  # ceil(600 / 16) shards, target and base target
     assert "data/embedded_full/samples.tsv" in out and "results/embedded_full/tables/main.md" in out
     assert "data/embedded/" not in out and "results/embedded/" not in out
 
@@ -230,11 +298,14 @@ def test_full_config_plans_the_larger_experiment_in_its_own_folders(wd: Path) ->
 def test_vidsme_score_and_table_reproduce_the_workflow(finished_run: Path, tmp_path: Path) -> None:
     """`vidsme score` on the run's dumps gives the workflow's scores bit for bit (both slices, default
     K grid and fixed (q, r)) when it runs with the workflow's pinned numerics, as the jobs did;
-    `vidsme table` on its metrics prints its tables/main.md."""
+    `vidsme table` on its metrics prints its tables/main.md. (The run has a reference model: the
+    reference-model attacks and the base-target columns need its dumps, which `vidsme score` and
+    `vidsme table` do not read; every other figure is compared.)"""
     import os
     import subprocess
     import sys
 
+    from vidsme.attacks import REFERENCE_ATTACKS
     from vidsme.numerics import pinned_env
 
     res = finished_run / "results" / "test"
@@ -253,6 +324,16 @@ def test_vidsme_score_and_table_reproduce_the_workflow(finished_run: Path, tmp_p
                    "--out", str(out), "--slice", slice_name)
         got, want = pd.read_csv(out, sep="\t"), pd.read_csv(res / "scores" / "tiny" / "F4" / f"scores{tag}.tsv", sep="\t")
         assert len(want) > 100 and got.model.str.endswith("results/test/target/tiny").all()  # the dumps' model path
+        want = want[~want.attack.isin(REFERENCE_ATTACKS)].reset_index(drop=True)
         pd.testing.assert_frame_equal(got.drop(columns="model"), want.drop(columns="model"), check_exact=True)
     table = vidsme_cli("table", str(res / "metrics" / "tiny" / "F4" / "metrics.tsv"), "--title", "Video-token positions").stdout
-    assert table == (res / "tables" / "main.md").read_text()
+    workflow = (res / "tables" / "main.md").read_text().splitlines()
+    lines = table.splitlines()
+
+    def rows(text_lines: list[str]) -> dict[str, str]:
+        return {ln.split("|")[1].strip(): ln for ln in text_lines if ln.startswith("| ")}
+
+    mine, theirs = rows(lines), rows(workflow)
+    assert lines[0] == workflow[0] and len(mine) > 20 and set(theirs) - set(mine) == {"blind"}
+    for attack, row in mine.items():  # the workflow's row = the same figures + the base-target columns
+        assert theirs[attack].startswith(row.rstrip("|")), (row, theirs[attack])

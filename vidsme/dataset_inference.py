@@ -244,13 +244,18 @@ def config(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
 def attack_features(scores_tsvs: Mapping[str, str], main_k: float, nonfinite: str) -> tuple[pd.DataFrame, pd.Series]:
     """(videos x ``slice:attack`` scores at K = main_k, labels) from score files keyed by slice name.
 
-    Non-finite scores follow the metrics' policy (`vidsme.metrics.clean_scores`) per column."""
+    Non-finite scores follow the metrics' policy (`vidsme.metrics.clean_scores`) per column. The
+    reference-model attacks (`vidsme.attacks.REFERENCE_ATTACKS`) are left out: they exist only where a
+    reference model's passes ran (the evaluation videos), and the false-positive experiments need every
+    feature on the validation videos too."""
+    from vidsme.attacks import REFERENCE_ATTACKS
     from vidsme.metrics import clean_scores
     from vidsme.report import _at_main_k
 
     parts, labels = [], []
     for name, path in scores_tsvs.items():
         s = _at_main_k(pd.read_csv(path, sep="\t", dtype={"video_id": str}), main_k)
+        s = s[~s["attack"].isin(REFERENCE_ATTACKS)]
         parts.append(s.pivot_table(index="video_id", columns="attack", values="score", aggfunc="first", dropna=False).add_prefix(f"{name}:"))
         labels.append(s.drop_duplicates("video_id").set_index("video_id")["label"])
     x = pd.concat(parts, axis=1, join="inner")

@@ -48,12 +48,21 @@ def extract_frames(sheet: str, shard: int, shard_size: int, num_frames: int, out
 LOAD_KEYS = ("id", "revision", "dtype", "device", "attn_implementation", "trust_remote_code", "local_files_only")
 
 
-def _load_cfg(model_cfg: dict[str, Any], model_dir: str | None) -> dict[str, Any]:
+def load_cfg(model_cfg: dict[str, Any], model_dir: str | None) -> dict[str, Any]:
     """The loading keys of a model config; a local model folder (workflow-made targets) replaces the id."""
     cfg = {k: model_cfg[k] for k in LOAD_KEYS if k in model_cfg}
     if model_dir is not None:
         cfg["id"] = model_dir
     return cfg
+
+
+def reference_check(target_cfg: dict[str, Any], target_dir: str | None, reference_cfg: dict[str, Any], reference_dir: str | None,
+                    prompt: dict[str, Any], out: str) -> dict[str, Any]:
+    """Before any pass: the reference model has the target's vocabulary, tokenizer and inputs
+    (`vidsme.reference.check_compatible`); the shared facts go to `out`."""
+    from vidsme.reference import write_check
+
+    return write_check(load_cfg(target_cfg, target_dir), load_cfg(reference_cfg, reference_dir), prompt, out)
 
 
 def model_pass(model_cfg: dict[str, Any], model_dir: str | None, frames_npz: str, manifest: str, prompt: dict[str, Any], reduce_cfg: dict[str, Any], out: str,
@@ -74,7 +83,7 @@ def model_pass(model_cfg: dict[str, Any], model_dir: str | None, frames_npz: str
     from vidsme.prompts import answer_item
     from vidsme.reduce import ReduceSpec
 
-    cfg = _load_cfg(model_cfg, model_dir)
+    cfg = load_cfg(model_cfg, model_dir)
     man = pd.read_csv(manifest, sep="\t", dtype=str, keep_default_na=False)
     ok = set(man.video_id[man.status == "ok"])
     frames = {k: v for k, v in load_frames(frames_npz).items() if k in ok}
@@ -85,7 +94,7 @@ def model_pass(model_cfg: dict[str, Any], model_dir: str | None, frames_npz: str
         rows = pd.read_csv(sheet_tsv, sep="\t", dtype=str, keep_default_na=False).set_index("video_id", drop=False)
         answers = {vid: answer_item(rows.loc[vid].to_dict(), prompt) for vid in frames}
     loaded = load_model(cfg)
-    companion = load_model(_load_cfg(companion_cfg, companion_dir)) if companion_cfg is not None else None
+    companion = load_model(load_cfg(companion_cfg, companion_dir)) if companion_cfg is not None else None
     header = {"model_source": model_cfg.get("source", ""), "model_id": str(model_cfg.get("id") or cfg["id"]), "revision": str(model_cfg.get("revision"))}
     if companion_cfg is not None:
         header["companion_model_id"] = str(companion_cfg.get("id") or companion_dir)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,19 +34,21 @@ def _shown(t: pd.DataFrame) -> pd.DataFrame:
     """The main table as displayed: values in %, K as a percentage (blank for K-free attacks)."""
     shown = t.copy()
     for c in shown.columns:
-        if c not in ("attack", "K", "AUC 95% CI"):
+        if c not in ("attack", "K") and not c.endswith("CI"):
             shown[c] = shown[c].map(_pct)
     shown["K"] = [("" if (isinstance(k, float) and math.isnan(k)) else f"{100 * k:g}%") for k in t["K"]]
     return shown
 
 
+def _header(metrics: pd.DataFrame, title: str = "") -> str:
+    n1, n0 = int(metrics["n_members"].iloc[0]), int(metrics["n_nonmembers"].iloc[0])
+    return (f"**{title}.** " if title else "") + f"Members: {n1}, non-members: {n0}. Scores: higher = member. Values in %.\n\n"
+
+
 def markdown_table(metrics: pd.DataFrame, main_k: float, fprs: list[float], title: str = "", verdict: str = "") -> str:
     """The main table in Markdown, headed by the member counts (and `title`), as in `tables/main.md`;
     `verdict` (the blind baseline's line, `blind_header`) follows the header."""
-    shown = _shown(main_table(metrics, main_k, fprs))
-    n1, n0 = int(metrics["n_members"].iloc[0]), int(metrics["n_nonmembers"].iloc[0])
-    header = (f"**{title}.** " if title else "") + f"Members: {n1}, non-members: {n0}. Scores: higher = member. Values in %.\n\n"
-    return header + verdict + _markdown(shown) + "\n"
+    return _header(metrics, title) + verdict + _markdown(_shown(main_table(metrics, main_k, fprs))) + "\n"
 
 
 def with_blind(metrics: pd.DataFrame, blind_tsv: str | None) -> pd.DataFrame:
@@ -69,20 +72,94 @@ def blind_header(blind_tsv: str | None, margin: float) -> str:
 
 
 def write_tables(metrics_tsv: str, md: str, csv: str, tex: str, k_sweep: str, main_k: float, fprs: list[float],
-                 title: str = "", blind_tsv: str | None = None, verdict_margin: float = 0.02) -> pd.DataFrame:
+                 title: str = "", blind_tsv: str | None = None, verdict_margin: float = 0.02,
+                 base: dict[str, Any] | None = None) -> pd.DataFrame:
     """The main table in three formats, and the AUC-versus-K sweep; `title` heads the Markdown.
 
-    With `blind_tsv` the blind baseline is a row of the table and its verdict a line of the header."""
+    With `blind_tsv` the blind baseline is a row of the table and its verdict a line of the header.
+    `base` (keyword arguments of `add_base_columns` but the table and K) adds the base-target columns."""
     metrics = pd.read_csv(metrics_tsv, sep="\t")
     rows = with_blind(metrics, blind_tsv)
     t = main_table(rows, main_k, fprs)
+    if base:
+        t = add_base_columns(t, main_k, **base)
     t.to_csv(csv, index=False)
-    Path(md).write_text(markdown_table(rows, main_k, fprs, title, blind_header(blind_tsv, verdict_margin)))
-    Path(tex).write_text(_latex(_shown(t)))
+    shown = _shown(t)
+    if base:
+        shown = show_base_columns(shown, t)
+    legend = base_legend(base.get("label", "base target"), int(base.get("n_boot", 1000)), int(base.get("seed", 0))) if base else ""
+    Path(md).write_text(_header(metrics, title) + blind_header(blind_tsv, verdict_margin) + _markdown(shown) + "\n" + legend)
+    Path(tex).write_text(_latex(shown))
     sweep = metrics[metrics["k"].notna()].pivot_table(index="attack", columns="k", values="auc")
     sweep.columns = [f"K={100 * k:g}%" for k in sweep.columns]
     sweep.to_csv(k_sweep)
     return t
+
+
+def _scores_at(scores: pd.DataFrame, attack: str, main_k: float) -> pd.Series:
+    """One attack's per-video scores at K = main_k (or its single K), indexed by video id."""
+    g = _pick(scores, attack, main_k)
+    return g.set_index(g["video_id"].astype(str))[["label", "score"]]
+
+
+def add_base_columns(table: pd.DataFrame, main_k: float, scores: str, base_scores: str, base_metrics: str,
+                     n_boot: int = 1000, seed: int = 0, nonfinite: str = "lowest", label: str = "base target") -> pd.DataFrame:
+    """Base-target control: each attack's AUC on the base target (or the user's reference model), on the
+    same videos, and the tuned-minus-base AUC difference with a PAIRED bootstrap 95% CI
+    (`vidsme.metrics.paired_auc_diff`: one resample of videos scores both models). Attacks the base
+    has no score for (the reference-model attacks) get NaN. Videos or labels that differ between the
+    two score files are an error naming them."""
+    from vidsme.metrics import paired_auc_diff
+
+    tgt, ref = pd.read_csv(scores, sep="\t"), pd.read_csv(base_scores, sep="\t")
+    bm = _at_main_k(pd.read_csv(base_metrics, sep="\t"), main_k).drop_duplicates("attack").set_index("attack")
+    cols: dict[str, list[Any]] = {"base AUC": [], "base AUC 95% CI": [], "tuned - base": [], "tuned - base 95% CI": []}
+    for attack in table["attack"]:
+        if attack not in bm.index:
+            for c, v in zip(cols, (math.nan, "n/a", math.nan, "n/a")):
+                cols[c].append(v)
+            continue
+        a, b = _scores_at(tgt, attack, main_k), _scores_at(ref, attack, main_k)
+        if set(a.index) != set(b.index):
+            diff = sorted(set(a.index) ^ set(b.index))
+            raise ValueError(f"{attack}: the target ({scores}) and the {label} ({base_scores}) scored different videos, "
+                             f"e.g. {diff[:3]}; the paired comparison needs the same videos")
+        b = b.loc[a.index]
+        if not (a["label"].to_numpy() == b["label"].to_numpy()).all():
+            raise ValueError(f"{attack}: labels differ between {scores} and {base_scores}")
+        d = paired_auc_diff(a["score"].to_numpy(), b["score"].to_numpy(), a["label"].to_numpy(), n_boot=n_boot, seed=seed,
+                            nonfinite=nonfinite)
+        cols["base AUC"].append(float(bm.at[attack, "auc"]))
+        cols["base AUC 95% CI"].append(f"[{_pct(bm.at[attack, 'auc_lo'])}, {_pct(bm.at[attack, 'auc_hi'])}]")
+        cols["tuned - base"].append(d["diff"])
+        cols["tuned - base 95% CI"].append(f"[{100 * d['diff_lo']:+.1f}, {100 * d['diff_hi']:+.1f}]")
+    return table.assign(**cols)
+
+
+def show_base_columns(shown: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """Display form: the base AUC marked with a dagger when its 95% CI excludes 50, a signed
+    difference; the base AUC's own CI is left to the CSV."""
+    out = shown.drop(columns=["base AUC 95% CI"])
+    marks = []
+    for v, ci in zip(table["base AUC"], table["base AUC 95% CI"]):
+        lo_hi = [float(x) for x in ci.strip("[]").split(",")] if ci != "n/a" else []
+        away = bool(lo_hi) and (lo_hi[0] > 50 or lo_hi[1] < 50)
+        marks.append(_pct(v) + (" †" if away else ""))
+    out["base AUC"] = marks
+    out["tuned - base"] = ["n/a" if math.isnan(x) else f"{100 * x:+.1f}" for x in table["tuned - base"]]
+    return out
+
+
+def base_legend(label: str, n_boot: int, seed: int) -> str:
+    """What the base-target columns mean (Markdown, below the table)."""
+    who = (f"the {label}, the target before instruction tuning, which never saw these videos" if label == "base target"
+           else f"the {label} (`model.reference`, e.g. the checkpoint the target was fine-tuned from)")
+    return (f"\n`base AUC`: the same attack on {who}, on the same videos. `tuned - base`: the target's AUC minus it, "
+            f"95% CI from a paired bootstrap ({n_boot} resamples of the videos, each scoring both models; seed {seed}). "
+            f"**An attack whose base AUC is away from 50 measures the split, not membership** († marks a base AUC whose "
+            f"95% CI excludes 50); only the part of its AUC above the base's can come from the fine-tuning. "
+            f"Reference-model attacks (`ref_*`) are calibrated by the {label} itself and have no base value (n/a), "
+            f"nor has the blind baseline, which queries no model.\n")
 
 
 def _markdown(df: pd.DataFrame) -> str:
@@ -92,7 +169,7 @@ def _markdown(df: pd.DataFrame) -> str:
 
 
 def _latex(df: pd.DataFrame) -> str:
-    esc = lambda s: str(s).replace("%", r"\%").replace("_", r"\_").replace("#", r"\#")
+    esc = lambda s: str(s).replace("%", r"\%").replace("_", r"\_").replace("#", r"\#").replace("†", r"$^\dagger$")
     lines = [r"\begin{tabular}{l" + "r" * (len(df.columns) - 1) + "}", r"\toprule", " & ".join(esc(c) for c in df.columns) + r" \\", r"\midrule"]
     lines += [" & ".join(esc(v) for v in row) + r" \\" for row in df.itertuples(index=False)]
     lines += [r"\bottomrule", r"\end{tabular}", ""]
