@@ -8,7 +8,10 @@ A tiny LLaVA-NeXT-Video (padded to a realistic vocabulary) runs both passes of o
 - `full`     : lm_head on every position, scored rows sliced afterwards;
 - `host`     : logits moved to the host and reduced there;
 - `answer`   : `batched` plus the answer slice (untruncated prompt, a short answer + eos appended and
-               reduced too), the embedded default's setting.
+               reduced too), the embedded default's setting;
+- `companion`: `answer` as a reference model's passes: the target (a second model of the same size)
+               runs on the same inputs and the exact cross terms are reduced too (`ratios` gives it
+               against `batched`; divide by the `answer` ratio for the cost over a plain reference pass).
 
 Reports median wall time per video (both passes, forward + reduce; and forward alone), variants
 interleaved within each repeat so that a shared CPU slows them alike, and the peak memory of one
@@ -41,7 +44,19 @@ VARIANTS = {
     "host": dict(batch_orders=True, full_logits=False, reduce_on_host=True),
     "answer": dict(batch_orders=True, full_logits=False, reduce_on_host=False, answer="(B) the red circle moves left",
                    append_eos=True),
+    "companion": dict(batch_orders=True, full_logits=False, reduce_on_host=False, answer="(B) the red circle moves left",
+                      append_eos=True, companion=True),
 }
+
+
+def _with_companion(kw: dict, model_dir: str, device: str) -> dict:
+    """The variant's keyword arguments, `companion=True` replaced by a second loaded model."""
+    from vidsme.models import load_model
+
+    kw = dict(kw)
+    if kw.pop("companion", False):
+        kw["companion"] = load_model({"id": model_dir, "device": device, "dtype": "float32"})
+    return kw
 
 
 def _rss_mib() -> float:
@@ -78,6 +93,8 @@ def _forward_only(lm, fr, kw) -> None:
                 inputs, _, ans_pos = append_answer(lm, inputs, answer, eos=kw["append_eos"])
                 pos = torch.cat([pos, ans_pos])
             lg = forward_scored(lm, inputs, pos, full_logits=kw["full_logits"])
+            if kw.get("companion") is not None:
+                forward_scored(kw["companion"], inputs, pos, full_logits=kw["full_logits"])
             if kw["reduce_on_host"]:
                 lg.cpu()
 
@@ -94,8 +111,9 @@ def peak_worker(model_dir: str, device: str, variant: str, frames: int, size: in
     if cuda:
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
+    kw = _with_companion(VARIANTS[variant], model_dir, device)
     base_rss = _rss_mib()
-    ent, scored, _ = video_passes(lm, fr, PROMPT, ReduceSpec(), **VARIANTS[variant])
+    ent, scored, _ = video_passes(lm, fr, PROMPT, ReduceSpec(), **kw)
     sync()
     peak = ((torch.cuda.max_memory_allocated() - base) / 2**20 if cuda
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base_rss)
@@ -114,12 +132,13 @@ def timings(model_dir: str, device: str, frames: int, size: int, repeats: int) -
 
     lm, fr, sync = _setup(model_dir, device, frames, size)
     spec = ReduceSpec()
+    variants = {v: _with_companion(kw, model_dir, device) for v, kw in VARIANTS.items()}
     tot: dict[str, list[float]] = {v: [] for v in VARIANTS}
     fwd: dict[str, list[float]] = {v: [] for v in VARIANTS}
-    for v, kw in VARIANTS.items():  # warm-up
+    for v, kw in variants.items():  # warm-up
         _forward_only(lm, fr, kw)
     for _ in range(repeats):
-        for v, kw in VARIANTS.items():
+        for v, kw in variants.items():
             t = time.perf_counter()
             _forward_only(lm, fr, kw)
             sync()
