@@ -254,3 +254,27 @@ def test_instruct_refuses_a_base_with_other_pretraining(base, data, tmp_path: Pa
     # instruction-only settings do not matter to the base
     assert train.pretrain_settings({**TCFG, "epochs": 10, "augment": "reverse"}) == train.pretrain_settings(TCFG)
     assert train.pretrain_settings({**TCFG, "pretrain_epochs": 0}) != train.pretrain_settings(TCFG)
+
+
+def test_workflow_steps_pretrain_then_tune(tmp_path: Path) -> None:
+    """`pipeline.pretrain_target` then `pipeline.train_target`, as the two rules run them: the base and the
+    target each with their curve and memorisation beside the model folder; the target starts from the
+    base (its curve repeats the base's pretraining rows) and its weights moved away from it."""
+    from vidsme import pipeline
+
+    synth.generate_dataset(tmp_path / "data", SYN)
+    sheet = str(tmp_path / "data" / "samples.tsv")
+    sizes = {k: v for k, v in SIZES.items()}
+    cfg = {k: v for k, v in TCFG.items() if k != "seed"}
+    pipeline.pretrain_target(str(tmp_path / "base" / "model"), "llava_next_video", sizes, cfg, SYN, seed=0, sheet=sheet)
+    pipeline.train_target(sheet, str(tmp_path / "base" / "model"), str(tmp_path / "main" / "model"), cfg, seed=0)
+    for d in ("base", "main"):
+        assert {p.name for p in (tmp_path / d).iterdir()} == {"model", "train_log.tsv", "memorisation.json"}
+    base_log = pd.read_csv(tmp_path / "base" / "train_log.tsv", sep="\t")
+    main_log = pd.read_csv(tmp_path / "main" / "train_log.tsv", sep="\t")
+    assert main_log.iloc[: len(base_log)][["stage", "epoch", "loss"]].equals(base_log[["stage", "epoch", "loss"]])
+    assert set(main_log.stage) == {"pretrain", "instruct"}
+    a, b = _weights(tmp_path / "base" / "model"), _weights(tmp_path / "main" / "model")
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+    assert not (tmp_path / "main" / "model" / train.STATE).exists()  # the random state belongs to the base only
+    assert json.loads((tmp_path / "base" / "memorisation.json").read_text())["eval"]["n_member"] > 0
