@@ -439,11 +439,16 @@ class _Run:
         return out
 
 
-def _members(samples: pd.DataFrame) -> pd.DataFrame:
+def _prepare(cfg: dict[str, Any] | None, samples: pd.DataFrame, video_root: Path | None,
+             frames: dict[str, np.ndarray] | None) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame, dict[str, np.ndarray]]:
+    """(settings, checked sheet, member rows, frames by id) for an instruction-tuning run."""
+    c = _cfg(cfg)
+    samples = _check_samples(samples)
     members = samples[samples["label"] == 1]
     if members.empty:
         raise ValueError("samples: no members (label == 1) to train on")
-    return members
+    frames = frames if frames is not None else load_videos(samples, video_root, int(c["num_frames"]))
+    return c, samples, members, frames
 
 
 def _base_file(base_dir: Path, name: str) -> Path | None:
@@ -486,11 +491,8 @@ def instruct(base_dir: Path, samples: pd.DataFrame, out_dir: Path, cfg: dict[str
              video_root: Path | None = None, frames: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
     """Instruction-tune the base target in `base_dir` (written by `pretrain` with the same pretraining
     settings, `PRETRAIN_KEYS`) on the members of `samples`; the result equals `train` in one process."""
-    c = _cfg(cfg)
     t_start = time.time()
-    samples = _check_samples(samples)
-    members = _members(samples)
-    frames = frames if frames is not None else load_videos(samples, video_root, int(c["num_frames"]))
+    c, samples, members, frames = _prepare(cfg, samples, video_root, frames)
     run = _Run(Path(base_dir), c)
     run.load_state()
     exs = run.instruct(members, frames)
@@ -518,11 +520,8 @@ def train(model_dir: Path, samples: pd.DataFrame, out_dir: Path, cfg: dict[str, 
     used when ``pretrain_epochs > 0``. `frames`: preloaded videos by id (else decoded from ``path``,
     relative to `video_root`). Returns the summary also written to ``memorisation.json``.
     """
-    c = _cfg(cfg)
     t_start = time.time()
-    samples = _check_samples(samples)
-    members = _members(samples)
-    frames = frames if frames is not None else load_videos(samples, video_root, int(c["num_frames"]))
+    c, samples, members, frames = _prepare(cfg, samples, video_root, frames)
     run = _Run(Path(model_dir), c)
     n_pre = run.pretrain(pretrain)
     exs = run.instruct(members, frames)
