@@ -223,12 +223,13 @@ def reference_check_inputs(w):
 
 
 def series_inputs(w):
-    """A shard's dump, (q, r) and, for the target with a reference, the reference's dump of the shard."""
+    """A shard's dump, (q, r) and, for the target with a reference, the reference's dump of the shard
+    (at the main frame count only: the frame-count ablation does not pay for the reference's passes)."""
     out = {
         "dump": f"{RES}/dumps/{w.model}/F{w.F}/shard{w.shard}.safetensors",
         "qr": f"{RES}/stats/F{w.F}/qr.tsv",
     }
-    if REF and w.model == MODEL:
+    if REF and w.model == MODEL and int(w.F) == F:
         out["ref_dump"] = f"{RES}/dumps/{REF}/F{w.F}/shard{w.shard}.safetensors"
     return out
 
@@ -287,7 +288,7 @@ def train_cfg(variant):
 # Base targets (pretraining only): "base" is the main one, "base_{v}" a variant's own when its
 # pretraining settings differ from the main target's. Variant names "base" and "base_*" are reserved.
 BASE_PATTERN = r"base(_[A-Za-z0-9_.-]+)?"
-VARIANT_PATTERN = r"(?!base($|_))[A-Za-z0-9_.-]+"
+VARIANT_PATTERN = r"(?!base(_|/|$))[A-Za-z0-9_.-]+"  # in a path "base" is followed by "/"
 
 
 def base_name(variant):
