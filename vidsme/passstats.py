@@ -251,7 +251,7 @@ class CrossStats:
             raise ValueError(f"{where}: the target's dump has {target.n_positions} positions, the reference's "
                              f"cross terms {self.n_positions}: the two dumps are not of the same inputs")
         ok = ~target.nonfinite & np.isfinite(self.tgt_plogp)
-        dev = np.abs(self.tgt_plogp[ok] - target._s["plogp"][ok])
+        dev = np.abs(self.tgt_plogp[ok] + target.renyi(1.0)[ok])  # Shannon entropy = -sum p log p
         tie = target.gap < atol
         flip = ok & (self.tgt_argmax != target.argmax) & ~tie
         if (dev.size and dev.max() > atol) or flip.any():
