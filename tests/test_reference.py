@@ -182,3 +182,14 @@ def test_compatibility_check_names_what_differs(pair) -> None:
         with pytest.raises(ReferenceMismatch, match=what) as ei:
             check_compatible(tcfg, {"id": str(pair[key])}, PROMPT)
         assert str(pair[key].resolve()) in str(ei.value) and str(pair["target"].resolve()) in str(ei.value)
+
+
+def test_a_companion_with_another_vocabulary_is_refused(pair, tmp_path) -> None:
+    """Defence in depth behind the compatibility check: the pass itself refuses a companion whose
+    vocabulary differs, before running anything, naming both models."""
+    from vidsme.passes import run_shard
+
+    ref, other = load_model({"id": str(pair["reference"])}), load_model({"id": str(pair["other_vocab"])})
+    with pytest.raises(ValueError, match="vocabulary") as ei:
+        run_shard(ref, {"v0": _video()}, PROMPT, ReduceSpec(top_m=4, n_nodes=6), tmp_path / "d.safetensors", companion=other)
+    assert other.model_id in str(ei.value) and not (tmp_path / "d.safetensors").exists()
