@@ -110,8 +110,10 @@ def test_config_errors_named(tiny_dirs, tmp_path):
 
 
 def test_model_config_examples(tmp_path):
-    import yaml
+    import re
     from pathlib import Path
+
+    import yaml
 
     files = sorted((Path(__file__).resolve().parents[1] / "config" / "models").glob("*.yaml"))
     assert len(files) >= 4
@@ -121,8 +123,9 @@ def test_model_config_examples(tmp_path):
         m = yaml.safe_load(f.read_text())["model"]
         assert set(m) <= allowed and m["family"] in FAMILIES and m["dtype"] == "bfloat16", f.name
         assert m["trust_remote_code"] is False
-        with pytest.raises(ModelLoadError, match="placeholder"):  # unfilled revision stops before any download
-            load_model(m)
+        assert re.fullmatch(r"[0-9a-f]{40}", m["revision"]), f.name  # pinned to a commit
+        with pytest.raises(ModelLoadError, match="placeholder.*pin the commit"):  # stops before any download
+            load_model({**m, "revision": "FILL-ME-40-hex-commit"})
 
 
 def test_bfloat16_and_attn_options(tiny_dirs):

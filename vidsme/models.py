@@ -82,7 +82,8 @@ def load_model(cfg: dict[str, Any]) -> Loaded:
     revision = cfg.get("revision")
     if revision is not None and (not isinstance(revision, str) or "FILL" in revision.upper()):
         raise ModelLoadError(f"model.revision {revision!r} for {model_id} is a placeholder: pin the commit hash "
-                             f"(`hf download {model_id}` prints it) or set revision: null to use main")
+                             f"(`hf download {model_id}` prints it; the hub's Files tab shows it), check it with "
+                             f"`python -m vidsme.shapes {model_id} --revision <hash>`, or set revision: null to use main")
     dtype_name = cfg.get("dtype", "float32")
     if dtype_name not in (*DTYPES, "auto"):
         raise ModelLoadError(f"model.dtype {dtype_name!r} for {model_id} not in {[*DTYPES, 'auto']}")

@@ -172,3 +172,65 @@ def materialise(model: Any, device: torch.device, seed: int) -> None:
     torch.manual_seed(seed)
     model.initialize_weights()
     model.tie_weights()
+
+
+MODEL_TYPES = {"llava_next_video": "llava_next_video", "qwen2_5_vl": "qwen2_5_vl", "video_llava": "video_llava",
+               "llava_onevision": "llava_onevision"}
+
+
+def check_checkpoint(model_id: str, revision: str | None = None, frames: int = 16, height: int = 360,
+                     width: int = 640, shape_file: str | None = None) -> dict[str, Any]:
+    """Scored positions a checkpoint's own processor gives for a blank `frames` x `height` x `width` video,
+    next to the count this package expects for the family's published 7B shape (config + processor only,
+    no weights are read)."""
+    import numpy as np
+    from transformers import AutoConfig, AutoProcessor
+
+    from .models import Loaded, build_inputs
+
+    cfg = AutoConfig.from_pretrained(model_id, revision=revision)
+    family = MODEL_TYPES.get(cfg.model_type)
+    if family is None:
+        raise ValueError(f"{model_id}: model_type {cfg.model_type!r} is not one of {', '.join(MODEL_TYPES)}")
+    proc = AutoProcessor.from_pretrained(model_id, revision=revision)
+    vid = getattr(cfg, "video_token_id", None)
+    vid = vid if isinstance(vid, int) else proc.tokenizer.convert_tokens_to_ids(proc.video_token)
+    lm = Loaded(None, proc, model_id, revision, "float32", torch.device("cpu"), vid)
+    counts = {}
+    for f in (frames, frames + 2):
+        _, scored = build_inputs(lm, [np.zeros((f, height, width, 3), np.uint8)], {"text": "Describe the video."})
+        counts[f] = int(scored.numel())
+    shape = read_shape(shape_file or family)
+    expected = positions_per_video(shape, frames, height, width)
+    return {"model": model_id, "revision": revision, "family": family, "frames": frames, "height": height,
+            "width": width, "positions": counts[frames], "expected": expected, "shape_file": shape.path,
+            "tokens_per_frame": (counts[frames + 2] - counts[frames]) / 2, "match": counts[frames] == expected}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m vidsme.shapes CHECKPOINT [--revision R]`: does the checkpoint's processor give the scored
+    positions this package expects? Prints JSON; exit 0 if it does, 1 if not, 2 on an error."""
+    import argparse
+    import json
+    import sys
+
+    ap = argparse.ArgumentParser(prog="python -m vidsme.shapes", description=main.__doc__.splitlines()[0])
+    ap.add_argument("checkpoint", help="hub id or local directory")
+    ap.add_argument("--revision", default=None)
+    ap.add_argument("--frames", type=int, default=16)
+    ap.add_argument("--height", type=int, default=360)
+    ap.add_argument("--width", type=int, default=640)
+    ap.add_argument("--shape", default=None, help="shape YAML to compare with (default: the family's 7B file)")
+    a = ap.parse_args(argv)
+    try:
+        res = check_checkpoint(a.checkpoint, a.revision, a.frames, a.height, a.width, a.shape)
+    except (OSError, ValueError) as e:
+        print(f"vidsme.shapes: error: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}",
+              file=sys.stderr)
+        return 2
+    print(json.dumps(res))
+    return 0 if res["match"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
