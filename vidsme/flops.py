@@ -69,39 +69,40 @@ def param_count(s: ModelShape, num_layers: int | None = None, vision_layers: int
 
 def forward_flops(s: ModelShape, frames: int, height: int, width: int, seq_len: int, scored: int,
                   num_layers: int | None = None, vision_layers: int | None = None) -> dict[str, float]:
-    """FLOPs of ONE pass (one sequence of `seq_len` tokens with `scored` scored rows) by part."""
+    """FLOPs of ONE pass (one sequence of `seq_len` tokens with `scored` scored rows) by part:
+    text_linear, text_attention, lm_head, vision_linear, vision_attention, projector, and the sums
+    linear (everything but attention scores), attention and total."""
     t, v = s.text, s.vision
     nl, vl = num_layers or t["num_layers"], vision_layers or v["num_layers"]
     h, i, kv, voc = t["hidden_size"], t["intermediate_size"], t["num_kv_heads"] * s.head_dim, t["vocab_size"]
     d, iv, p = v["hidden_size"], v["intermediate_size"], v["patch_size"]
     gh, gw = patch_grid(s, height, width)
     n = gh * gw
-    text = nl * (2 * seq_len * (2 * h * h + 2 * h * kv + 3 * h * i) + 2 * h * seq_len * (seq_len + 1))
-    lm_head = 2 * scored * h * voc
+    out = {"text_linear": nl * 2 * seq_len * (2 * h * h + 2 * h * kv + 3 * h * i),
+           "text_attention": nl * 2 * h * seq_len * (seq_len + 1), "lm_head": 2 * scored * h * voc}
     if s.family == "qwen2_5_vl":
         groups = math.ceil(frames / v["temporal_patch_size"])
         win = (v["window_size"] // p) ** 2
         full = [j for j in v["fullatt_block_indexes"] if j < vl] if vl == v["num_layers"] else [vl - 1]
-        per_layer = 2 * n * (4 * d * d + 3 * d * iv)
-        attn = sum(4 * n * (n if j in full else min(win, n)) * d for j in range(vl))
-        vision = groups * (vl * per_layer + attn + 2 * n * 3 * v["temporal_patch_size"] * p * p * d)
+        out["vision_linear"] = groups * (vl * 2 * n * (4 * d * d + 3 * d * iv) + 2 * n * 3 * v["temporal_patch_size"] * p * p * d)
+        out["vision_attention"] = groups * sum(4 * n * (n if j in full else min(win, n)) * d for j in range(vl))
         m = v["merge_size"] ** 2
-        projector = groups * (n // m) * 2 * (m * d * m * d + m * d * h)
+        out["projector"] = groups * (n // m) * 2 * (m * d * m * d + m * d * h)
     else:
         tokens = n + (0 if s.family == "llava_onevision" else 1)  # CLIP adds a CLS token
-        kmlp = 2
-        vision = frames * (vl * (2 * tokens * (4 * d * d + kmlp * d * iv) + 4 * tokens * tokens * d)
-                           + 2 * n * 3 * p * p * d)
+        out["vision_linear"] = frames * (vl * 2 * tokens * (4 * d * d + 2 * d * iv) + 2 * n * 3 * p * p * d)
+        out["vision_attention"] = frames * vl * 4 * tokens * tokens * d
         if s.family == "llava_next_video":
             projected = (gh // s.video["pool_stride"]) * (gw // s.video["pool_stride"])
         elif s.family == "video_llava":
             projected = n + 1
         else:
             projected = n
-        projector = frames * projected * 2 * (d * h + h * h)
-    total = text + lm_head + vision + projector
-    return {"text": float(text), "lm_head": float(lm_head), "vision": float(vision), "projector": float(projector),
-            "total": float(total)}
+        out["projector"] = frames * projected * 2 * (d * h + h * h)
+    out["attention"] = out["text_attention"] + out["vision_attention"]
+    out["linear"] = out["text_linear"] + out["lm_head"] + out["vision_linear"] + out["projector"]
+    out["total"] = out["linear"] + out["attention"]
+    return {k: float(val) for k, val in out.items()}
 
 
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
