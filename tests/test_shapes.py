@@ -201,6 +201,9 @@ def test_reduced_depth_7b_shape_through_run_shard(family, tmp_path, monkeypatch)
 
     # memory plan: weights exact; the forward's extra memory within the plan's estimate (x2 for the allocator)
     plan = memory_plan(shape, "float32", 4, int(inputs["input_ids"].shape[1]), n, f, hh, ww, 1, 1)
+    print(f"{family}: positions {n}, FLOPs counted {fc.get_total_flops():.4g} vs linear {4 * per_pass['linear']:.4g}; "
+          f"peak extra RSS {mem.extra / 2**20:.0f} MiB, plan without weights "
+          f"{(plan['total'] - plan['weights']) / 2**20:.0f} MiB (logits {plan['logits'] / 2**20:.0f} MiB)")
     assert plan["weights"] == sum(p.numel() * p.element_size() for p in m.parameters())
     assert mem.extra <= 2 * (plan["total"] - plan["weights"]) + 2**28, (mem.extra, plan)
     assert mem.extra >= 0.5 * plan["logits"], (mem.extra, plan)  # the logits of a batch are really held

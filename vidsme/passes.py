@@ -6,6 +6,8 @@ at the scored (video-token) positions (`logits_to_keep`), reduced with
 `vidsme.reduce.reduce_logits` on the model's device, and written with `vidsme.dump.write_shard`
 under the pass names `nat` (natural order) and `rev` (reversed), positions aligned by index.
 The optional answer slice adds `nat_answer` and `rev_answer` (the answer tokens, true targets).
+`run_shard` feeds the device through `vidsme.feed`: processor inputs prepared ahead in a worker
+thread, optionally several videos per forward (halved on out-of-memory).
 """
 
 from __future__ import annotations
