@@ -40,7 +40,8 @@ def can_share(a: Item, b: Item) -> bool:
 class Feeder:
     """Iterator of (items, prepared, wait seconds) over `items` in order (see the module doc)."""
 
-    def __init__(self, items: list[Item], prepare: Callable[[list[Item]], Any], k: int = 1, prefetch: int = 0) -> None:
+    def __init__(self, items: list[Item], prepare: Callable[[list[Item]], Any], k: int = 1, prefetch: int = 0,
+                 initializer: Callable[[], Any] | None = None) -> None:
         if k < 1:
             raise ValueError(f"videos per forward must be >= 1, got {k}")
         if prefetch < 0:
@@ -48,7 +49,8 @@ class Feeder:
         self.k, self.prefetch, self._prepare = k, prefetch, prepare
         self._todo: deque[Item] = deque(items)
         self._ahead: deque[tuple[list[Item], Future[Any]]] = deque()
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vidsme-prefetch") if prefetch else None
+        self._pool = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="vidsme-prefetch", initializer=initializer)
+                      if prefetch else None)
         self.wait_s = 0.0
 
     def _next_group(self) -> list[Item] | None:

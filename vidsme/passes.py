@@ -223,7 +223,9 @@ def run_shard(loaded: Loaded, frames: dict[str, np.ndarray], prompt: dict[str, A
         except ValueError as e:
             raise ValueError(f"video {', '.join(repr(it.vid) for it in group)}: {e}") from e
 
-    feeder = Feeder(items, prepare, k=videos_per_forward, prefetch=prefetch)
+    threads = torch.get_num_threads()  # the worker thread uses the caller's intra-op thread count (pinned runs)
+    feeder = Feeder(items, prepare, k=videos_per_forward, prefetch=prefetch,
+                    initializer=lambda: torch.set_num_threads(threads))
     halvings = 0
     try:
         for group, prepared, _ in feeder:
