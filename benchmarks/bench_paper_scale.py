@@ -56,7 +56,7 @@ class PeakMemory:
         self.cuda = device.startswith("cuda")
         self.peak_bytes = 0
 
-    def __enter__(self) -> "PeakMemory":
+    def __enter__(self) -> PeakMemory:
         import torch
 
         if self.cuda:
@@ -78,7 +78,7 @@ class PeakMemory:
             self._peak = max(self._peak, self._p.memory_info().rss)
             time.sleep(0.005)
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         import torch
 
         if self.cuda:

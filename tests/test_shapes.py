@@ -180,7 +180,7 @@ def test_reduced_depth_7b_shape_through_run_shard(family, tmp_path, monkeypatch)
         summary = passes.run_shard(lm, frames, PROMPT, ReduceSpec(), tmp_path / "s.safetensors", videos_per_forward=2)
     n = positions_per_video(shape, f, hh, ww)
     assert {s["positions"] for s in summary["videos"].values()} == {n} and summary["n_nonfinite_videos"] == 0
-    header, entries = read_shard(summary["path"])
+    _, entries = read_shard(summary["path"])
     assert len(captured) == 4 and all(c.shape == (n, v) for c in captured)
 
     # dump vs full vocabulary (docs/scoring.md: SME 1e-4 relative; the other quantities exact to ~1e-9)
