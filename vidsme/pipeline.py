@@ -75,7 +75,22 @@ def model_pass(model_cfg: dict[str, Any], model_dir: str | None, frames_npz: str
     loaded = load_model(cfg)
     header = {"model_source": model_cfg.get("source", ""), "model_id": str(model_cfg.get("id") or cfg["id"]), "revision": str(model_cfg.get("revision"))}
     return run_shard(loaded, frames, prompt, ReduceSpec.from_dict(reduce_cfg), out, header_extra=header, batch_orders=model_cfg.get("batch_orders", True),
-                     answers=answers, append_eos=bool((answer_cfg or {}).get("append_eos")))
+                     answers=answers, append_eos=bool((answer_cfg or {}).get("append_eos")), **feed_options(model_cfg))
+
+
+FEED_DEFAULTS = {"videos_per_forward": 1, "prefetch": 1, "compile_reduce": False}  # = config.schema.yaml model.*
+
+
+def feed_options(model_cfg: dict[str, Any]) -> dict[str, Any]:
+    """run_shard's feeding options from the model block (defaults as in the config schema)."""
+    opts = {k: model_cfg.get(k, v) for k, v in FEED_DEFAULTS.items()}
+    for k in ("videos_per_forward", "prefetch"):
+        v = opts[k]
+        if isinstance(v, bool) or not isinstance(v, int) or v < (1 if k == "videos_per_forward" else 0):
+            raise ValueError(f"config key model.{k} must be an integer >= {1 if k == 'videos_per_forward' else 0}, got {v!r}")
+    if not isinstance(opts["compile_reduce"], bool):
+        raise ValueError(f"config key model.compile_reduce must be true or false, got {opts['compile_reduce']!r}")
+    return opts
 
 
 SLICES = {"video": ("nat", "rev"), "answer": ("nat_answer", "rev_answer")}  # scored slice -> dump pass names
