@@ -104,6 +104,21 @@ def test_table_prints_the_main_table(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "bad.tsv: not a metrics table" in capsys.readouterr().err
 
 
+def test_table_ties_sort_by_name_and_blind_adds_its_row_and_verdict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    m = _metrics(tmp_path / "metrics.tsv")
+    df = pd.read_csv(m, sep="\t")
+    df.loc[df.attack == "perplexity", "auc"] = 0.7  # ties min_k_prob at K = 10%
+    df.iloc[::-1].to_csv(m, sep="\t", index=False)  # row order must not matter
+    blind = df.iloc[[0]].assign(attack="blind", k=None, auc=0.6, auc_lo=0.55, auc_hi=0.65)
+    blind.to_csv(tmp_path / "blind.tsv", sep="\t", index=False)
+    assert cli.main(["table", str(m), "--blind", str(tmp_path / "blind.tsv")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "shift" in out[2].lower() and "55" in out[2]  # CI lower bound 55 > 52: the split is shifted
+    assert [r.split(" | ")[0] for r in out[6:]] == ["| min_k_prob", "| perplexity", "| blind", "| vid_sme"]
+    assert cli.main(["table", str(m), "--blind", str(tmp_path / "no_blind.tsv")]) == 2
+    assert "no_blind.tsv: file not found" in capsys.readouterr().err
+
+
 def test_score_errors_name_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "qr.tsv").write_text("video_id\tq\tr\n")
     (tmp_path / "s.tsv").write_text("video_id\tpath\tlabel\n")

@@ -254,5 +254,6 @@ def test_vidsme_score_and_table_reproduce_the_workflow(finished_run: Path, tmp_p
         got, want = pd.read_csv(out, sep="\t"), pd.read_csv(res / "scores" / "tiny" / "F4" / f"scores{tag}.tsv", sep="\t")
         assert len(want) > 100 and got.model.str.endswith("results/test/target/tiny").all()  # the dumps' model path
         pd.testing.assert_frame_equal(got.drop(columns="model"), want.drop(columns="model"), check_exact=True)
-    table = vidsme_cli("table", str(res / "metrics" / "tiny" / "F4" / "metrics.tsv"), "--title", "Video-token positions").stdout
+    table = vidsme_cli("table", str(res / "metrics" / "tiny" / "F4" / "metrics.tsv"), "--title", "Video-token positions",
+                       "--blind", str(res / "blind" / "metrics.tsv")).stdout
     assert table == (res / "tables" / "main.md").read_text()

@@ -96,7 +96,7 @@ def table_main(argv: Sequence[str] | None = None, prog: str = "vidsme table") ->
     """Print the main results table (Markdown) of a metrics TSV.
 
     Returns the exit code (0 ok, 2 bad input)."""
-    from vidsme.report import main_table, markdown_table
+    from vidsme.report import blind_header, main_table, markdown_table, with_blind
 
     ap = argparse.ArgumentParser(prog=prog, description="Print the main results table (Markdown) of a metrics TSV "
                                  "(results/{exp}/metrics/{model}/F{F}/metrics.tsv), as tables/main.md.")
@@ -104,13 +104,17 @@ def table_main(argv: Sequence[str] | None = None, prog: str = "vidsme table") ->
     ap.add_argument("--k", type=float, default=MAIN_K, help="K shown for K-dependent attacks (default: %(default)s)")
     ap.add_argument("--fprs", type=float, nargs="+", default=list(FPRS), help="FPRs of the metrics (the first two are shown)")
     ap.add_argument("--title", default="", help="bold title before the table")
+    ap.add_argument("--blind", help="the blind baseline's metrics TSV (results/{exp}/blind/metrics.tsv): "
+                    "adds its row and its verdict on the split, as the workflow's table does")
+    ap.add_argument("--verdict-margin", type=float, default=0.02,
+                    help="blind AUC CI lower bound above 0.5 + margin reads as a shift (config blind.verdict_margin)")
     a = ap.parse_args(argv)
     try:
-        metrics = pd.read_csv(a.metrics, sep="\t")
+        metrics = with_blind(pd.read_csv(a.metrics, sep="\t"), a.blind)
         empty = main_table(metrics, a.k, a.fprs).empty
-        text = markdown_table(metrics, a.k, a.fprs, a.title)
-    except FileNotFoundError:
-        print(f"{prog}: error: {a.metrics}: file not found", file=sys.stderr)
+        text = markdown_table(metrics, a.k, a.fprs, a.title, blind_header(a.blind, a.verdict_margin))
+    except FileNotFoundError as e:
+        print(f"{prog}: error: {e.filename or a.metrics}: file not found", file=sys.stderr)
         return 2
     except (KeyError, ValueError, IndexError, pd.errors.ParserError) as e:
         print(f"{prog}: error: {a.metrics}: not a metrics table ({type(e).__name__}: {e})", file=sys.stderr)

@@ -14,7 +14,8 @@ def _pct(x: float) -> str:
 
 
 def main_table(metrics: pd.DataFrame, main_k: float, fprs: list[float]) -> pd.DataFrame:
-    """One row per attack: at K = main_k for K-dependent attacks, else its single row; sorted by AUC."""
+    """One row per attack: at K = main_k for K-dependent attacks, else its single row; sorted by AUC
+    (descending), ties by attack name, so the order never depends on the input's row order."""
     m = metrics.copy()
     m["k"] = m["k"].astype("float64")
     keyed = m[np.isclose(m["k"].fillna(-1.0), main_k)]
@@ -26,7 +27,8 @@ def main_table(metrics: pd.DataFrame, main_k: float, fprs: list[float]) -> pd.Da
     cols["Acc"] = t["acc"]
     for f in fprs[:2]:
         cols[f"TPR@{100 * f:g}%FPR"] = t[f"tpr@{f:g}"]
-    return pd.DataFrame(cols).sort_values("AUC", ascending=False).reset_index(drop=True)
+    t = pd.DataFrame(cols).sort_values("attack", kind="stable")
+    return t.sort_values("AUC", ascending=False, kind="stable").reset_index(drop=True)
 
 
 def _shown(t: pd.DataFrame) -> pd.DataFrame:
