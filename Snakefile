@@ -35,6 +35,10 @@ include: "rules/inference_common.smk"
 include: "rules/inference.smk"
 
 
+onsuccess:
+    run_summary()
+
+
 rule all:
     default_target: True
     input:
