@@ -35,6 +35,9 @@ include: "rules/inference_common.smk"
 include: "rules/inference.smk"
 
 
+guard_run()  # a killed run leaves no stale lock and no orphan job (vidsme/runguard.py)
+
+
 onsuccess:
     run_summary()
 

@@ -233,6 +233,22 @@ def expected_inputs(w):
     }
 
 
+def guard_run():
+    """Resumable runs (vidsme/runguard.py): the main process removes the locks a killed run left and
+    names itself to its jobs, which stop when it is gone; remote jobs are left to the cluster.
+    """
+    from vidsme import runguard
+
+    if workflow.is_main_process:
+        for lock in runguard.claim_run(".snakemake"):
+            logger.warning(
+                f"removed {lock}: a Snakemake lock left by a run that was killed (no run is alive here)"
+            )
+        runguard.announce_main()
+    elif workflow.remote_exec:
+        runguard.forget_main()
+
+
 def run_summary():
     """After a successful run: 'N of M videos scored, K skipped (see ...)', printed at exit so that it
     is the run's last console line (after Snakemake's own closing lines)."""
