@@ -240,3 +240,17 @@ def test_a_shard_without_rows_gives_empty_frames_and_stats(tmp_path: Path) -> No
     rows = stats_shard(tmp_path / "f.npz", tmp_path / "f.tsv", tmp_path / "s.tsv")
     assert rows == [] and pd.read_csv(tmp_path / "s.tsv", sep="\t").empty
     assert np.load(tmp_path / "f.npz").files == []
+
+
+def test_an_attack_without_a_row_at_main_k_is_named_in_the_table(tmp_path: Path) -> None:
+    """Min-K% Prob stops at K = 90% (as released): at main_k = 100% the table says so instead of dropping it silently."""
+    from vidsme.report import write_tables
+
+    rows = [{"attack": a, "k": k, "auc": 0.6, "auc_lo": 0.5, "auc_hi": 0.7, "acc": 0.6, "tpr@0.05": 0.1, "tpr@0.01": 0.0,
+             "n_members": 2, "n_nonmembers": 2} for a, ks in (("vid_sme", (0.9, 1.0)), ("min_k_prob", (0.9,))) for k in ks]
+    pd.DataFrame(rows).to_csv(tmp_path / "m.tsv", sep="\t", index=False)
+    out = [str(tmp_path / n) for n in ("t.md", "t.csv", "t.tex", "k.csv")]
+    t = write_tables(str(tmp_path / "m.tsv"), *out, main_k=1.0, fprs=[0.05, 0.01], coverage="4 of 5 videos scored, 1 skipped")
+    assert list(t.attack) == ["vid_sme"]
+    head = Path(out[0]).read_text().splitlines()[0]
+    assert head.startswith("4 of 5 videos scored, 1 skipped. ") and "Not defined at K = 100% (not shown): min_k_prob." in head

@@ -100,6 +100,24 @@ def test_watch_main_is_off_outside_a_local_run(monkeypatch: pytest.MonkeyPatch) 
     assert runguard.watch_main() is None
     monkeypatch.setenv(runguard.ENV, "elsewhere.example:1:1")
     assert runguard.watch_main() is None
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    monkeypatch.setenv(runguard.ENV, f"{socket.gethostname()}:{gone.pid}:")  # never seen alive (other pid namespace)
+    assert runguard.watch_main() is None
+
+
+def test_a_file_system_without_flock_only_skips_the_cleanup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+    import fcntl
+
+    def no_lock(fd: int, op: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(runguard, "_held", None)
+    monkeypatch.setattr(fcntl, "flock", no_lock)
+    locks = _stale_locks(tmp_path / ".snakemake")
+    assert runguard.claim_run(tmp_path / ".snakemake") == [] and all(p.exists() for p in locks)
+    assert runguard._held is None
 
 
 def _gone(pid: int) -> bool:

@@ -68,8 +68,10 @@ def claim_run(snakemake_dir: str | os.PathLike[str] = ".snakemake", wait_s: floa
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as e:
-        if e.errno not in (errno.EAGAIN, errno.EACCES):
-            raise
+        if e.errno not in (errno.EAGAIN, errno.EACCES):  # no flock here (some network file systems)
+            log.warning("%s: cannot lock (%s); stale Snakemake locks are not removed", d / RUN_LOCK, e)
+            os.close(fd)
+            return []
     else:  # no live run: whatever lock Snakemake left is stale
         locks = d / "locks"
         removed = sorted(locks.glob("*.lock")) if locks.is_dir() else []
@@ -116,7 +118,9 @@ def main_alive(token: str) -> bool:
 def watch_main(poll_s: float = 1.0, grace_s: float = 10.0) -> threading.Thread | None:
     """In a job: stop this process when the main Snakemake process of its run is gone.
 
-    No-op (None) outside a local Snakemake run. The job gets a KeyboardInterrupt in its main thread
+    No-op (None) outside a local Snakemake run, or when the main process is not visible when the job
+    starts (a container with its own pid namespace): it acts only on a process seen alive, then gone.
+    The job gets a KeyboardInterrupt in its main thread
     (its writes are atomic, so no partial output stays) and is exited ``grace_s`` later if still alive."""
     global _watcher
     token = os.environ.get(ENV, "")
@@ -124,6 +128,8 @@ def watch_main(poll_s: float = 1.0, grace_s: float = 10.0) -> threading.Thread |
         return None
     if _watcher is not None:
         return _watcher
+    if not main_alive(token):  # not visible from here (another pid namespace): nothing to watch
+        return None
 
     def watch() -> None:
         while main_alive(token):
