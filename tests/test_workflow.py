@@ -148,7 +148,7 @@ def test_answer_slice_toggle_reruns_passes_not_frames(finished_run: Path) -> Non
 
 @pytest.mark.slow
 def test_changing_k_reruns_aggregation_onward_only(finished_run: Path) -> None:
-    _config(finished_run, sheet=None, scoring={"k_grid": [0.0, 0.2, 1.0]})
+    _config(finished_run, sheet=None, scoring={"k_grid": [0.0, 0.1, 0.2, 1.0]})  # main_k (0.1) must stay in the grid
     jobs = planned_jobs(snakemake(finished_run, "-n", "--configfile", "test.yaml").stdout)
     assert {"aggregate", "metrics", "tables"} <= set(jobs)
     assert not {"extract_frames", "video_stats", "adaptive_qr", "model_pass", "position_series"} & set(jobs)
