@@ -117,11 +117,11 @@ def test_score_errors_name_the_file(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 def test_command_defaults_are_the_workflow_defaults() -> None:
     props = yaml.safe_load((ROOT / "config" / "schemas" / "config.schema.yaml").read_text())["properties"]
-    scoring, metrics = props["scoring"]["properties"], props["metrics"]["properties"]
+    scoring, metrics, qr = props["scoring"]["properties"], props["metrics"]["properties"], props["qr"]["properties"]
     assert commands.MAIN_K == scoring["main_k"]["default"]
     assert list(commands.FPRS) == metrics["fprs"]["default"]
     assert list(attacks.K_GRID) == scoring["k_grid"]["default"]
-    assert (attacks.FIXED_Q, attacks.FIXED_R) == (scoring["fixed_q"]["default"], scoring["fixed_r"]["default"])
+    assert (attacks.FIXED_Q, attacks.FIXED_R) == (qr["fixed_q"]["default"], qr["fixed_r"]["default"])  # their one home
 
 
 def test_every_installed_console_script_runs() -> None:
