@@ -9,7 +9,7 @@ would otherwise fail only after the first jobs, naming the key:
   ``embedded`` block and of ``ablations.variants`` (typed by the package defaults);
 * ``scoring.main_k`` not in ``scoring.k_grid`` (the main table would silently lose every
   K-dependent attack);
-* ``reduce`` keys and values (`vidsme.reduce.ReduceSpec`);
+* ``reduce`` keys and values (`vidsme.reducespec.ReduceSpec`);
 * (q, r) that the dumps cannot serve: every q an attack will ask for (1 to 1 + ``qr.beta1`` for
   the adaptive modes, ``qr.fixed_q``) must lie in the dumps' q range [``reduce.q_min``,
   ``reduce.q_max``].
@@ -82,19 +82,21 @@ def _typed_like_defaults(given: dict[str, Any], defaults: dict[str, Any], where:
 
 
 def embedded_problems(config: dict[str, Any]) -> list[str]:
-    """Integer settings of the embedded block and of the ablation variants (training settings)."""
+    """Integer settings of the embedded block and of the ablation variants (training settings, used by
+    the embedded kind only: a sheet-kind parse does not import the training code)."""
     from vidsme.embedded import SECTIONS
 
     out: list[str] = []
     embedded = config.get("embedded") or {}
     for section, defaults in SECTIONS.items():
         given = embedded.get(section)
-        if isinstance(given, dict):
+        if isinstance(given, dict) and given:
             out += _typed_like_defaults(given, defaults(), f"embedded.{section}")
     variants = (config.get("ablations") or {}).get("variants") or {}
-    for name, over in variants.items():
-        if isinstance(over, dict):
-            out += _typed_like_defaults(over, SECTIONS["train"](), f"ablations.variants.{name}")
+    if (config.get("dataset") or {}).get("kind", "embedded") == "embedded":
+        for name, over in variants.items():
+            if isinstance(over, dict):
+                out += _typed_like_defaults(over, SECTIONS["train"](), f"ablations.variants.{name}")
     return out
 
 
@@ -110,7 +112,7 @@ def scoring_problems(config: dict[str, Any]) -> list[str]:
 
 def reduce_spec(reduce_cfg: dict[str, Any]) -> Any:
     """The `ReduceSpec` of the config's `reduce` block; `ConfigError` naming the key otherwise."""
-    from vidsme.reduce import ReduceSpec
+    from vidsme.reducespec import ReduceSpec  # torch-free: parse time stays light
 
     fields = {f.name: f for f in dataclasses.fields(ReduceSpec)}
     problems = []
