@@ -97,6 +97,14 @@ def test_table_prints_the_main_table(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert cli.main(["table", str(m), "--k", "1", "--title", "At K = 100%"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("**At K = 100%.** Members: 3") and out[4].startswith("| vid_sme | 100% | 90.0 |")
+    assert out[0].endswith("Not defined at K = 100% (not shown): min_k_prob.")
+    (tmp_path / "s.tsv").write_text("video_id\tpath\tlabel\n" + "".join(f"v{i}\tv{i}.mp4\t{i % 2}\n" for i in range(8)))
+    (tmp_path / "sk.tsv").write_text("video_id\tn_decoded\tstatus\treason\nv7\t\tskipped\tempty file (0 bytes)\n")
+    assert cli.main(["table", str(m), "--sheet", str(tmp_path / "s.tsv"), "--skipped", str(tmp_path / "sk.tsv")]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == (f"7 of 8 videos scored, 1 skipped (see {tmp_path / 'sk.tsv'}). "
+                                                       "Members: 3, non-members: 4. Scores: higher = member. Values in %.")
+    assert cli.main(["table", str(m), "--sheet", str(tmp_path / "gone.tsv"), "--skipped", str(tmp_path / "sk.tsv")]) == 2
+    assert "gone.tsv: file not found" in capsys.readouterr().err
     assert cli.main(["table", str(tmp_path / "none.tsv")]) == 2
     assert "none.tsv: file not found" in capsys.readouterr().err
     (tmp_path / "bad.tsv").write_text("a\tb\n1\t2\n")
