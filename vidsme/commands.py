@@ -113,7 +113,7 @@ def table_main(argv: Sequence[str] | None = None, prog: str = "vidsme table") ->
         metrics = pd.read_csv(a.metrics, sep="\t")
         empty = main_table(metrics, a.k, a.fprs).empty
         counts = coverage(a.sheet, a.skipped, a.metrics) if a.sheet else ""
-        text = markdown_table(metrics, a.k, a.fprs, a.title, counts)
+        text = markdown_table(metrics, a.k, a.fprs, a.title, coverage=counts)
     except FileNotFoundError as e:
         print(f"{prog}: error: {e.filename or a.metrics}: file not found", file=sys.stderr)
         return 2
