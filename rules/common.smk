@@ -6,6 +6,7 @@ import yaml
 from snakemake.logging import logger
 from snakemake.utils import validate
 
+from vidsme.config import check_blind_rows
 from vidsme.config import validate as check_config
 from vidsme.samples import check_eval_rows, n_shards
 
@@ -95,6 +96,7 @@ def n_videos():
         rows = read_sheet(sheet_path(), root, split="eval")
         where = sheet_path()
     check_eval_rows(rows, where, config["prompt"] if ANSWER else None)
+    check_blind_rows(rows, where, config["blind"])
     return len(rows)
 
 

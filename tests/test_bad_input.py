@@ -62,17 +62,18 @@ def _dry_fails(wd: Path, *names: str) -> str:
 
 @pytest.fixture(scope="module")
 def skipped_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """4 good eval videos + 1 zero-byte eval video + 4 val rows, shard_size 4, run under umask 002.
+    """8 good eval videos + 1 zero-byte eval video + 4 val rows, shard_size 4, run under umask 002
+    (8 scored videos: the blind baseline needs 4 per class; dataset inference off, it is not the point).
 
-    The zero-byte video is alone in the second shard, so that shard has no usable video (14.1); the
-    val rows made a third, empty shard when shards were counted over every row (14.2)."""
+    The zero-byte video is alone in the third shard, so that shard has no usable video (14.1); the
+    val rows made a fourth, empty shard when shards were counted over every row (14.2)."""
     wd = copy_workflow(tmp_path_factory.mktemp("skipped") / "wf")
     (wd / "videos").mkdir()
-    for i in range(8):
+    for i in range(12):
         moving_square_clip(wd / "videos" / f"v{i}.mp4", n=12, size=32, speed=0.5 + i, seed=i)
     (wd / "videos" / "broken.mp4").write_bytes(b"")
-    _sheet(wd / "sheet.tsv", _good(4) + [("broken", "videos/broken.mp4", 0, "eval")] + _good(4, "val", start=4))
-    _config(wd, scoring={"answer_slice": {"enabled": True}})
+    _sheet(wd / "sheet.tsv", _good(8) + [("broken", "videos/broken.mp4", 0, "eval")] + _good(4, "val", start=8))
+    _config(wd, scoring={"answer_slice": {"enabled": True}}, dataset_inference={"enabled": False})
     old = os.umask(0o002)  # a group-shared project: outputs must come out group-writable (14.7)
     try:
         out = snakemake(wd, "--cores", "2", "--configfile", "test.yaml")
@@ -85,12 +86,12 @@ def skipped_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 def test_a_shard_whose_videos_are_all_skipped_does_not_stop_the_run(skipped_run: tuple[Path, str]) -> None:
     wd, _ = skipped_run
     res = wd / "results" / "t"
-    assert sorted(p.name for p in (res / "dumps" / "tiny" / "F4").iterdir()) == ["shard0000.safetensors", "shard0001.safetensors"]
-    header, entries = read_shard(res / "dumps" / "tiny" / "F4" / "shard0001.safetensors")
+    assert sorted(p.name for p in (res / "dumps" / "tiny" / "F4").iterdir()) == [f"shard000{k}.safetensors" for k in range(3)]
+    header, entries = read_shard(res / "dumps" / "tiny" / "F4" / "shard0002.safetensors")
     assert entries == {} and header["empty_shard"] == "true"  # a valid dump without videos
     for slice_ in ("", "_answer"):
         scores = pd.read_csv(res / "scores" / "tiny" / "F4" / f"scores{slice_}.tsv", sep="\t")
-        assert sorted(set(scores.video_id)) == ["v0", "v1", "v2", "v3"]  # every good video scored, val rows not
+        assert sorted(set(scores.video_id)) == [f"v{i}" for i in range(8)]  # every good video scored, val rows not
     skipped = pd.read_csv(res / "stats" / "F4" / "skipped.tsv", sep="\t")
     assert list(skipped.video_id) == ["broken"] and "empty" in skipped.reason[0]
 
@@ -98,7 +99,7 @@ def test_a_shard_whose_videos_are_all_skipped_does_not_stop_the_run(skipped_run:
 @pytest.mark.slow
 def test_tables_and_the_last_console_line_count_skipped_videos(skipped_run: tuple[Path, str]) -> None:
     wd, console = skipped_run
-    line = "4 of 5 videos scored, 1 skipped (see results/t/stats/F4/skipped.tsv)"
+    line = "8 of 9 videos scored, 1 skipped (see results/t/stats/F4/skipped.tsv)"
     assert console.rstrip().splitlines()[-1] == line
     for name in ("main.md", "main_answer.md"):
         assert line in (wd / "results" / "t" / "tables" / name).read_text().splitlines()[0]
@@ -115,10 +116,10 @@ def test_outputs_follow_the_umask(skipped_run: tuple[Path, str]) -> None:
 
 
 def test_shards_count_the_evaluated_rows_only(wd: Path) -> None:
-    _sheet(wd / "sheet.tsv", _good(4) + _good(4, "val", start=4))
-    _config(wd)
+    _sheet(wd / "sheet.tsv", _good(8) + _good(4, "val", start=8))
+    _config(wd, dataset_inference={"enabled": False})
     jobs = planned_jobs(snakemake(wd, "-n", "--configfile", "test.yaml").stdout)
-    assert jobs["extract_frames"] == jobs["model_pass"] == 1  # 4 eval rows in shards of 4 (8 sheet rows: 2 before)
+    assert jobs["extract_frames"] == jobs["model_pass"] == 2  # 8 eval rows in shards of 4 (12 sheet rows: 3 before)
 
 
 def test_the_last_shard_takes_rows_beyond_the_plan(tmp_path: Path) -> None:
@@ -147,7 +148,7 @@ def test_an_all_skipped_shard_writes_an_empty_dump_without_loading_a_model(tmp_p
 
 
 def test_main_k_not_in_k_grid_fails_the_dry_run(wd: Path) -> None:
-    _sheet(wd / "sheet.tsv", _good(4))
+    _sheet(wd / "sheet.tsv", _good(8))
     _config(wd, scoring={"main_k": 0.2})
     _dry_fails(wd, "scoring.main_k: 0.2 is not in scoring.k_grid")
 
@@ -168,7 +169,7 @@ def test_main_k_not_in_k_grid_fails_the_dry_run(wd: Path) -> None:
     ],
 )
 def test_config_that_would_fail_late_fails_the_dry_run(wd: Path, over: dict, names: list[str]) -> None:
-    _sheet(wd / "sheet.tsv", _good(4))
+    _sheet(wd / "sheet.tsv", _good(8))
     _config(wd, **over)
     _dry_fails(wd, *names)
 
@@ -186,8 +187,14 @@ def test_sheet_that_would_fail_late_fails_the_dry_run(wd: Path, rows: list, name
     _dry_fails(wd, *names)
 
 
+def test_too_few_videos_for_the_blind_baseline_fail_the_dry_run(wd: Path) -> None:
+    _sheet(wd / "sheet.tsv", _good(6))  # 3 members, 3 non-members: metrics would do, cross-fitting would not
+    _config(wd)
+    _dry_fails(wd, "sheet.tsv", "3 videos of", "cross-fitting needs at least 4 per class")
+
+
 def test_answer_slice_without_questions_fails_the_dry_run(wd: Path) -> None:
-    (wd / "sheet.tsv").write_text("video_id\tpath\tlabel\n" + "".join(f"v{i}\tv{i}.mp4\t{i % 2}\n" for i in range(4)))
+    (wd / "sheet.tsv").write_text("video_id\tpath\tlabel\n" + "".join(f"v{i}\tv{i}.mp4\t{i % 2}\n" for i in range(8)))
     _config(wd, scoring={"answer_slice": {"enabled": True}})
     _dry_fails(wd, "sheet.tsv", "video v0", "answer slice")
 

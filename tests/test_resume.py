@@ -1,7 +1,8 @@
 """Interrupted runs resume with the same command (issue 14.4): Ctrl-C, a hard kill of the whole
 process group, or a hard kill of the main Snakemake process only, during a model pass. The rerun
 redoes only what was left, leaves no orphan process, and gives byte-identical scores to an
-uninterrupted run. The tiny workflow (untrained tiny model) on 4 videos in 2 shards.
+uninterrupted run. The tiny workflow (untrained tiny model) on 8 videos (4 per class, as the blind
+baseline needs) in 2 shards.
 
 A `sitecustomize` put on the PYTHONPATH of the interrupted run holds the first model pass once it
 has written its dump (it writes its pid to a gate file and sleeps), so the interruption lands inside
@@ -66,10 +67,11 @@ def _setup(wd: Path, videos: Path) -> Path:
     copy_workflow(wd)
     shutil.copytree(videos, wd / "videos")  # same bytes in every run (x264 output is not bit-stable)
     qa = 'Which way does the square move?\t["left", "right"]\t(B) right'
-    rows = [f"v{i}\tvideos/v{i}.mp4\t{i % 2}\t{qa}" for i in range(4)]
+    rows = [f"v{i}\tvideos/v{i}.mp4\t{i % 2}\t{qa}" for i in range(8)]
     (wd / "sheet.tsv").write_text("video_id\tpath\tlabel\tquestion\toptions\tanswer\n" + "\n".join(rows) + "\n")
-    cfg = {"experiment": "t", "dataset": {"kind": "sheet", "samples": "sheet.tsv", "shard_size": 2},
-           "frames": {"num_frames": 4}, "model": {"source": "tiny"}, "metrics": {"n_boot": 20}}
+    cfg = {"experiment": "t", "dataset": {"kind": "sheet", "samples": "sheet.tsv", "shard_size": 4},
+           "frames": {"num_frames": 4}, "model": {"source": "tiny"}, "metrics": {"n_boot": 20},
+           "dataset_inference": {"enabled": False}}
     (wd / "test.yaml").write_text(yaml.safe_dump(cfg))
     return wd
 
@@ -77,8 +79,8 @@ def _setup(wd: Path, videos: Path) -> Path:
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("videos")
-    for i in range(4):
-        moving_square_clip(d / f"v{i}.mp4", n=12, size=32, speed=0.5 + 2 * i, flicker=0.05 * (i % 3), seed=i)
+    for i in range(8):
+        moving_square_clip(d / f"v{i}.mp4", n=12, size=32, speed=0.5 + i, flicker=0.05 * (i % 3), seed=i)
     return d
 
 

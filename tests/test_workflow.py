@@ -256,5 +256,6 @@ def test_vidsme_score_and_table_reproduce_the_workflow(finished_run: Path, tmp_p
         pd.testing.assert_frame_equal(got.drop(columns="model"), want.drop(columns="model"), check_exact=True)
     rel = "results/test"  # run from the workflow's folder, as the workflow names the skipped table
     table = vidsme_cli("table", f"{rel}/metrics/tiny/F4/metrics.tsv", "--title", "Video-token positions",
-                       "--sheet", f"{rel}/samples.tsv", "--skipped", f"{rel}/stats/F4/skipped.tsv", cwd=finished_run).stdout
+                       "--sheet", f"{rel}/samples.tsv", "--skipped", f"{rel}/stats/F4/skipped.tsv", "--blind", f"{rel}/blind/metrics.tsv",
+                       cwd=finished_run).stdout
     assert table == (res / "tables" / "main.md").read_text()

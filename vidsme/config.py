@@ -14,7 +14,8 @@ would otherwise fail only after the first jobs, naming the key:
   the adaptive modes, ``qr.fixed_q``) must lie in the dumps' q range [``reduce.q_min``,
   ``reduce.q_max``].
 
-The sample sheet's own checks (labels, answer-slice fields) are in `vidsme.samples.check_eval_rows`.
+The sample sheet's own checks (labels, answer-slice fields) are in `vidsme.samples.check_eval_rows`;
+:func:`check_blind_rows` adds what the blind baseline (in every run) needs of the evaluated rows.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ConfigError", "validate", "schema_problems", "scoring_problems", "reduce_spec", "q_range_problems"]
+__all__ = ["ConfigError", "validate", "check_blind_rows", "schema_problems", "scoring_problems", "reduce_spec", "q_range_problems"]
 
 
 class ConfigError(ValueError):
@@ -171,3 +172,18 @@ def validate(config: dict[str, Any], schema: dict[str, Any] | None = None) -> di
     if problems:
         raise ConfigError("invalid config (nothing was run):\n  " + "\n  ".join(problems))
     return config
+
+
+def check_blind_rows(rows: Any, where: str, blind_cfg: dict[str, Any] | None) -> None:
+    """The blind baseline cross-fits on the evaluated rows (at least 2 folds x 2 videos, or groups, per
+    class): its own rule, `vidsme.blind.n_folds`, applied when the workflow is read. Raises
+    `vidsme.samples.SheetError` naming the sheet and the counts."""
+    from vidsme.blind import BlindError, groups_of, n_folds
+    from vidsme.blind import config as blind_config
+    from vidsme.samples import SheetError
+
+    c = blind_config(blind_cfg)
+    try:
+        n_folds(rows["label"].to_numpy(), groups_of(rows, list(rows["video_id"]), c["group_column"]), int(c["folds"]))
+    except BlindError as e:
+        raise SheetError(f"{where}: {e} (the blind baseline runs with every run; docs/blind.md)") from None
