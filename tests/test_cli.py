@@ -97,6 +97,14 @@ def test_table_prints_the_main_table(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert cli.main(["table", str(m), "--k", "1", "--title", "At K = 100%"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("**At K = 100%.** Members: 3") and out[4].startswith("| vid_sme | 100% | 90.0 |")
+    assert out[0].endswith("Not defined at K = 100% (not shown): min_k_prob.")
+    (tmp_path / "s.tsv").write_text("video_id\tpath\tlabel\n" + "".join(f"v{i}\tv{i}.mp4\t{i % 2}\n" for i in range(8)))
+    (tmp_path / "sk.tsv").write_text("video_id\tn_decoded\tstatus\treason\nv7\t\tskipped\tempty file (0 bytes)\n")
+    assert cli.main(["table", str(m), "--sheet", str(tmp_path / "s.tsv"), "--skipped", str(tmp_path / "sk.tsv")]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == (f"7 of 8 videos scored, 1 skipped (see {tmp_path / 'sk.tsv'}). "
+                                                       "Members: 3, non-members: 4. Scores: higher = member. Values in %.")
+    assert cli.main(["table", str(m), "--sheet", str(tmp_path / "gone.tsv"), "--skipped", str(tmp_path / "sk.tsv")]) == 2
+    assert "gone.tsv: file not found" in capsys.readouterr().err
     assert cli.main(["table", str(tmp_path / "none.tsv")]) == 2
     assert "none.tsv: file not found" in capsys.readouterr().err
     (tmp_path / "bad.tsv").write_text("a\tb\n1\t2\n")
@@ -132,11 +140,11 @@ def test_score_errors_name_the_file(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 def test_command_defaults_are_the_workflow_defaults() -> None:
     props = yaml.safe_load((ROOT / "config" / "schemas" / "config.schema.yaml").read_text())["properties"]
-    scoring, metrics = props["scoring"]["properties"], props["metrics"]["properties"]
+    scoring, metrics, qr = props["scoring"]["properties"], props["metrics"]["properties"], props["qr"]["properties"]
     assert commands.MAIN_K == scoring["main_k"]["default"]
     assert list(commands.FPRS) == metrics["fprs"]["default"]
     assert list(attacks.K_GRID) == scoring["k_grid"]["default"]
-    assert (attacks.FIXED_Q, attacks.FIXED_R) == (scoring["fixed_q"]["default"], scoring["fixed_r"]["default"])
+    assert (attacks.FIXED_Q, attacks.FIXED_R) == (qr["fixed_q"]["default"], qr["fixed_r"]["default"])  # their one home
 
 
 def test_every_installed_console_script_runs() -> None:

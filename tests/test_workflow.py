@@ -148,7 +148,7 @@ def test_answer_slice_toggle_reruns_passes_not_frames(finished_run: Path) -> Non
 
 @pytest.mark.slow
 def test_changing_k_reruns_aggregation_onward_only(finished_run: Path) -> None:
-    _config(finished_run, sheet=None, scoring={"k_grid": [0.0, 0.2, 1.0]})
+    _config(finished_run, sheet=None, scoring={"k_grid": [0.0, 0.1, 0.2, 1.0]})  # main_k (0.1) must stay in the grid
     jobs = planned_jobs(snakemake(finished_run, "-n", "--configfile", "test.yaml").stdout)
     assert {"aggregate", "metrics", "tables"} <= set(jobs)
     assert not {"extract_frames", "video_stats", "adaptive_qr", "model_pass", "position_series"} & set(jobs)
@@ -241,9 +241,9 @@ def test_vidsme_score_and_table_reproduce_the_workflow(finished_run: Path, tmp_p
     dumps = sorted(str(p) for p in (res / "dumps" / "tiny" / "F4").glob("shard*.safetensors"))
     assert len(dumps) == 2
 
-    def vidsme_cli(*args: str) -> subprocess.CompletedProcess:
+    def vidsme_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
         env = {**os.environ, "PYTHONPATH": str(ROOT), **pinned_env(1)}  # numerics.pin and threads: the defaults
-        out = subprocess.run([sys.executable, "-m", "vidsme", *args], capture_output=True, text=True, env=env, timeout=300)
+        out = subprocess.run([sys.executable, "-m", "vidsme", *args], capture_output=True, text=True, env=env, timeout=300, cwd=cwd)
         assert out.returncode == 0, out.stderr
         return out
 
@@ -254,6 +254,8 @@ def test_vidsme_score_and_table_reproduce_the_workflow(finished_run: Path, tmp_p
         got, want = pd.read_csv(out, sep="\t"), pd.read_csv(res / "scores" / "tiny" / "F4" / f"scores{tag}.tsv", sep="\t")
         assert len(want) > 100 and got.model.str.endswith("results/test/target/tiny").all()  # the dumps' model path
         pd.testing.assert_frame_equal(got.drop(columns="model"), want.drop(columns="model"), check_exact=True)
-    table = vidsme_cli("table", str(res / "metrics" / "tiny" / "F4" / "metrics.tsv"), "--title", "Video-token positions",
-                       "--blind", str(res / "blind" / "metrics.tsv")).stdout
+    rel = "results/test"  # run from the workflow's folder, as the workflow names the skipped table
+    table = vidsme_cli("table", f"{rel}/metrics/tiny/F4/metrics.tsv", "--title", "Video-token positions",
+                       "--sheet", f"{rel}/samples.tsv", "--skipped", f"{rel}/stats/F4/skipped.tsv", "--blind", f"{rel}/blind/metrics.tsv",
+                       cwd=finished_run).stdout
     assert table == (res / "tables" / "main.md").read_text()

@@ -70,8 +70,6 @@ def _resolve_device(device: str) -> torch.device:
 def load_model(cfg: dict[str, Any]) -> Loaded:
     """Load processor and model from `cfg` (keys: id, revision, dtype, device, attn_implementation,
     trust_remote_code, local_files_only). Raises `ModelLoadError` with one clear message."""
-    from transformers import AutoModelForImageTextToText, AutoProcessor
-
     known = {"id", "revision", "dtype", "device", "attn_implementation", "trust_remote_code", "local_files_only"}
     unknown = sorted(set(cfg) - known - WORKFLOW_KEYS)
     if unknown:
@@ -108,8 +106,11 @@ def load_model(cfg: dict[str, Any]) -> Loaded:
         if not isinstance(hit, str):
             raise ModelLoadError(
                 f"model {model_id!r} (revision {revision or 'main'}) is not in the local Hugging Face cache and "
-                f"offline mode is on (HF_HUB_OFFLINE=1 / local_files_only); {_how_to_provide(model_id, revision)}"
+                f"offline mode is on (model.offline, the default / HF_HUB_OFFLINE=1 / local_files_only); "
+                f"{_how_to_provide(model_id, revision)}, or set model.offline: false to let it be downloaded"
             )
+    from transformers import AutoModelForImageTextToText, AutoProcessor  # after the cheap checks: a slow import
+
     common: dict[str, Any] = dict(revision=revision, trust_remote_code=trust, local_files_only=local_only)
     try:
         processor = AutoProcessor.from_pretrained(model_id, **common)

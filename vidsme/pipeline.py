@@ -8,40 +8,38 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from vidsme.samples import read_sheet, shard_rows
+from vidsme.atomic import write_safetensors, write_text, write_tsv
+from vidsme.metrics import NONFINITE_DEFAULT
+from vidsme.samples import check_eval_rows, read_sheet, shard_rows
 
 log = logging.getLogger("vidsme.pipeline")
-
-
-def write_tsv(df: pd.DataFrame, path: str | Path) -> None:
-    """Write a TSV atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    df.to_csv(tmp, sep="\t", index=False)
-    os.replace(tmp, path)
 
 
 def prepare_sheet(sheet: str, out: str, video_root: str | None = None, split: str | None = "eval") -> pd.DataFrame:
     """Validate the sample sheet, resolve paths, keep one split; write the workflow's copy."""
     df = read_sheet(sheet, video_root or None, split=split)
+    if split == "eval":  # the evaluated rows: the metrics need 2 members and 2 non-members
+        check_eval_rows(df, sheet)
     write_tsv(df, out)
     log.info("%d videos (%d members, %d non-members) from %s", len(df), int(df.label.sum()), int((1 - df.label).sum()), sheet)
     return df
 
 
-def extract_frames(sheet: str, shard: int, shard_size: int, num_frames: int, out_npz: str, out_manifest: str, on_error: str) -> None:
-    """Frames of one shard of the sheet."""
+def extract_frames(sheet: str, shard: int, shard_size: int, num_frames: int, out_npz: str, out_manifest: str, on_error: str,
+                   n_shards: int | None = None) -> None:
+    """Frames of one shard of the sheet (the last of `n_shards` shards takes every remaining row)."""
     from vidsme.frames import extract_shard
 
-    rows = shard_rows(pd.read_csv(sheet, sep="\t", dtype=str, keep_default_na=False), shard, shard_size)
+    rows = shard_rows(pd.read_csv(sheet, sep="\t", dtype=str, keep_default_na=False), shard, shard_size, n_shards)
+    if len(rows) > shard_size:
+        log.warning("%s has more rows than the %d shard(s) of %d planned: shard %d takes the %d extra", sheet, n_shards,
+                    shard_size, shard, len(rows) - shard_size)
     extract_shard(list(zip(rows.video_id, rows.path)), num_frames, out_npz, out_manifest, on_error=on_error)
 
 
@@ -59,12 +57,18 @@ def model_pass(model_cfg: dict[str, Any], model_dir: str | None, frames_npz: str
     from vidsme.prompts import answer_item
     from vidsme.reduce import ReduceSpec
 
-    load_keys = ("id", "revision", "dtype", "device", "attn_implementation", "trust_remote_code", "local_files_only")
-    cfg = {k: model_cfg[k] for k in load_keys if k in model_cfg}
+    load_keys = ("id", "revision", "dtype", "device", "attn_implementation", "trust_remote_code")
+    cfg: dict[str, Any] = {k: model_cfg[k] for k in load_keys if k in model_cfg}
+    if model_cfg.get("offline", True):  # model.offline (default): the local cache or a local directory only
+        cfg["local_files_only"] = True
     if model_dir is not None:
         cfg["id"] = model_dir
+    header = {"model_source": model_cfg.get("source", ""), "model_id": str(model_cfg.get("id") or cfg.get("id")),
+              "revision": str(model_cfg.get("revision"))}
     man = pd.read_csv(manifest, sep="\t", dtype=str, keep_default_na=False)
     ok = set(man.video_id[man.status == "ok"])
+    if not ok:
+        return empty_dump(out, manifest, header)
     frames = {k: v for k, v in load_frames(frames_npz).items() if k in ok}
     answers = None
     if answer_cfg and answer_cfg.get("enabled"):
@@ -73,7 +77,6 @@ def model_pass(model_cfg: dict[str, Any], model_dir: str | None, frames_npz: str
         rows = pd.read_csv(sheet_tsv, sep="\t", dtype=str, keep_default_na=False).set_index("video_id", drop=False)
         answers = {vid: answer_item(rows.loc[vid].to_dict(), prompt) for vid in frames}
     loaded = load_model(cfg)
-    header = {"model_source": model_cfg.get("source", ""), "model_id": str(model_cfg.get("id") or cfg["id"]), "revision": str(model_cfg.get("revision"))}
     return run_shard(loaded, frames, prompt, ReduceSpec.from_dict(reduce_cfg), out, header_extra=header, batch_orders=model_cfg.get("batch_orders", True),
                      answers=answers, append_eos=bool((answer_cfg or {}).get("append_eos")), **feed_options(model_cfg))
 
@@ -93,6 +96,17 @@ def feed_options(model_cfg: dict[str, Any]) -> dict[str, Any]:
     return opts
 
 
+def empty_dump(out: str, manifest: str, header: dict[str, str]) -> dict[str, Any]:
+    """The dump of a shard whose videos were all skipped at frame extraction: a valid dump with no
+    video (no model is loaded); every later step reads it as a shard that contributes no scores."""
+    from vidsme import __version__
+    from vidsme.dump import write_shard
+
+    log.warning("every video of this shard was skipped at frame extraction (%s): writing an empty dump", manifest)
+    write_shard(out, {}, {**header, "empty_shard": "true", "passes": "[]", "vidsme_version": __version__})
+    return {"videos": {}, "n_nonfinite_videos": 0, "path": str(out)}
+
+
 SLICES = {"video": ("nat", "rev"), "answer": ("nat_answer", "rev_answer")}  # scored slice -> dump pass names
 
 
@@ -101,8 +115,6 @@ def position_series(dump: str, qr_tsv: str, out: str, fixed_q: float, fixed_r: f
 
     `slice_name`: "video" (the video-token positions, the paper's method) or "answer" (the answer tokens,
     true targets; needs a dump made with the answer slice)."""
-    from safetensors.numpy import save_file
-
     from vidsme.attacks import n_excluded
     from vidsme.attacks import position_series as series_of
     from vidsme.dump import read_shard
@@ -127,11 +139,7 @@ def position_series(dump: str, qr_tsv: str, out: str, fixed_q: float, fixed_r: f
         q, r = float(qr.at[vid, "q"]), float(qr.at[vid, "r"])
         for name, values in series_of(nat, rev, q, r, {"fixed_q": fixed_q, "fixed_r": fixed_r}).items():
             tensors[f"{vid}/{name}"] = np.ascontiguousarray(np.asarray(values, dtype=np.float64))
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"source_dump": str(dump), "model_id": header.get("model_id", ""), "slice": slice_name})
-    os.replace(tmp, path)
+    write_safetensors(out, tensors, {"source_dump": str(dump), "model_id": header.get("model_id", ""), "slice": slice_name})
 
 
 def aggregate(series_files: list[str], qr_tsv: str, sheet_tsv: str, k_grid: list[float], model_cfg: dict[str, Any], num_frames: int, out: str) -> pd.DataFrame:
@@ -159,7 +167,7 @@ def aggregate(series_files: list[str], qr_tsv: str, sheet_tsv: str, k_grid: list
     return df
 
 
-def metrics(scores_tsv: str, out: str, fprs: list[float], n_boot: int, seed: int, nonfinite: str = "lowest") -> pd.DataFrame:
+def metrics(scores_tsv: str, out: str, fprs: list[float], n_boot: int, seed: int, nonfinite: str = NONFINITE_DEFAULT) -> pd.DataFrame:
     """AUC (with bootstrap CI), balanced accuracy and TPR at low FPR for every attack and K."""
     from vidsme.metrics import evaluate
 
@@ -213,7 +221,7 @@ def provenance(config: dict[str, Any], model_key: str, out: str, root: str = "."
     from vidsme.numerics import effective
 
     info["numerics"] = effective()
-    Path(out).write_text(json.dumps(info, indent=2, default=str))
+    write_text(out, json.dumps(info, indent=2, default=str))
     return info
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from vidsme.atomic import atomic_path, write_text
+
 
 def _pct(x: float) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}"
@@ -31,6 +33,23 @@ def main_table(metrics: pd.DataFrame, main_k: float, fprs: list[float]) -> pd.Da
     return t.sort_values("AUC", ascending=False, kind="stable").reset_index(drop=True)
 
 
+def coverage(sheet_tsv: str, skipped_tsv: str, metrics_tsv: str) -> str:
+    """"N of M videos scored, K skipped (see skipped.tsv)": M evaluated rows of the workflow's sheet,
+    K listed in the skipped table, N scored (members + non-members in the metrics)."""
+    def rows(path: str) -> int:
+        return len(pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False))
+
+    m = pd.read_csv(metrics_tsv, sep="\t")
+    n = int((m["n_members"] + m["n_nonmembers"]).max()) if len(m) else 0
+    return f"{n} of {rows(sheet_tsv)} videos scored, {rows(skipped_tsv)} skipped (see {skipped_tsv})"
+
+
+def _missing_at_main_k(metrics: pd.DataFrame, table: pd.DataFrame, main_k: float) -> str:
+    """A note naming the attacks that have no row at K = main_k (e.g. Min-K% Prob stops at 90%)."""
+    missing = sorted(set(metrics["attack"]) - set(table["attack"]))
+    return f" Not defined at K = {100 * main_k:g}% (not shown): {', '.join(missing)}." if missing else ""
+
+
 def _shown(t: pd.DataFrame) -> pd.DataFrame:
     """The main table as displayed: values in %, K as a percentage (blank for K-free attacks)."""
     shown = t.copy()
@@ -41,13 +60,16 @@ def _shown(t: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
-def markdown_table(metrics: pd.DataFrame, main_k: float, fprs: list[float], title: str = "", verdict: str = "") -> str:
-    """The main table in Markdown, headed by the member counts (and `title`), as in `tables/main.md`;
-    `verdict` (the blind baseline's line, `blind_header`) follows the header."""
-    shown = _shown(main_table(metrics, main_k, fprs))
+def markdown_table(metrics: pd.DataFrame, main_k: float, fprs: list[float], title: str = "", verdict: str = "",
+                   coverage: str = "") -> str:
+    """The main table in Markdown, as in `tables/main.md`: headed by `title`, `coverage` (see
+    :func:`coverage`), the member counts and the attacks not defined at `main_k`; `verdict` (the blind
+    baseline's line, `blind_header`) follows the header."""
+    t = main_table(metrics, main_k, fprs)
     n1, n0 = int(metrics["n_members"].iloc[0]), int(metrics["n_nonmembers"].iloc[0])
-    header = (f"**{title}.** " if title else "") + f"Members: {n1}, non-members: {n0}. Scores: higher = member. Values in %.\n\n"
-    return header + verdict + _markdown(shown) + "\n"
+    header = (f"**{title}.** " if title else "") + (f"{coverage}. " if coverage else "") + \
+        f"Members: {n1}, non-members: {n0}. Scores: higher = member. Values in %." + _missing_at_main_k(metrics, t, main_k) + "\n\n"
+    return header + verdict + _markdown(_shown(t)) + "\n"
 
 
 def with_blind(metrics: pd.DataFrame, blind_tsv: str | None) -> pd.DataFrame:
@@ -71,19 +93,22 @@ def blind_header(blind_tsv: str | None, margin: float) -> str:
 
 
 def write_tables(metrics_tsv: str, md: str, csv: str, tex: str, k_sweep: str, main_k: float, fprs: list[float],
-                 title: str = "", blind_tsv: str | None = None, verdict_margin: float = 0.02) -> pd.DataFrame:
-    """The main table in three formats, and the AUC-versus-K sweep; `title` heads the Markdown.
+                 title: str = "", blind_tsv: str | None = None, verdict_margin: float = 0.02, coverage: str = "") -> pd.DataFrame:
+    """The main table in three formats, and the AUC-versus-K sweep; `title` heads the Markdown, and
+    `coverage` (see :func:`coverage`) heads the Markdown and the LaTeX.
 
     With `blind_tsv` the blind baseline is a row of the table and its verdict a line of the header."""
     metrics = pd.read_csv(metrics_tsv, sep="\t")
     rows = with_blind(metrics, blind_tsv)
     t = main_table(rows, main_k, fprs)
-    t.to_csv(csv, index=False)
-    Path(md).write_text(markdown_table(rows, main_k, fprs, title, blind_header(blind_tsv, verdict_margin)))
-    Path(tex).write_text(_latex(_shown(t)))
+    with atomic_path(csv) as tmp:
+        t.to_csv(tmp, index=False)
+    write_text(md, markdown_table(rows, main_k, fprs, title, blind_header(blind_tsv, verdict_margin), coverage=coverage))
+    write_text(tex, (f"% {coverage}\n" if coverage else "") + _latex(_shown(t)))
     sweep = metrics[metrics["k"].notna()].pivot_table(index="attack", columns="k", values="auc")
     sweep.columns = [f"K={100 * k:g}%" for k in sweep.columns]
-    sweep.to_csv(k_sweep)
+    with atomic_path(k_sweep) as tmp:
+        sweep.to_csv(tmp)
     return t
 
 

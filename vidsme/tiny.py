@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+from vidsme.atomic import apply_umask
+
 FAMILIES = ("llava_next_video", "qwen2_5_vl", "video_llava", "llava_onevision")
 
 # Structure of the real templates (USER:/ASSISTANT: for the Llama-based LLaVA families, ChatML for Qwen).
@@ -307,4 +309,5 @@ def build_tiny(family: str, out_dir: Path | str, corpus: Iterable[str] | None = 
     model.save_pretrained(out, safe_serialization=True)
     proc.save_pretrained(out)
     (out / "vidsme_tiny.json").write_text(json.dumps({"family": family, "seed": seed, "sizes": asdict(s)}, indent=1))
+    apply_umask(out)
     return out

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from vidsme.atomic import apply_umask
 from vidsme.prompts import CAPTION_INSTRUCTION, QA_PREFIX, SYSTEM_CAPTION, SYSTEM_QA, format_question
 
 _LOG = logging.getLogger(__name__)
@@ -374,6 +375,7 @@ def train(model_dir: Path, samples: pd.DataFrame, out_dir: Path, cfg: dict[str, 
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir, safe_serialization=True)
     loaded.processor.save_pretrained(out_dir)
+    apply_umask(out_dir)  # safetensors writes 0o600
     meta = Path(model_dir) / "vidsme_tiny.json"
     if meta.exists():
         shutil.copy(meta, out_dir / "vidsme_tiny.json")
