@@ -35,6 +35,13 @@ include: "rules/inference_common.smk"
 include: "rules/inference.smk"
 
 
+guard_run()  # a killed run leaves no stale lock and no orphan job (vidsme/runguard.py)
+
+
+onsuccess:
+    run_summary()
+
+
 rule all:
     default_target: True
     input:

@@ -1,12 +1,19 @@
 # Helpers shared by every stage: config validation, sample sheet, shards, paths.
-import math
 import os
 from pathlib import Path
 
+import yaml
 from snakemake.logging import logger
 from snakemake.utils import validate
 
-validate(config, schema="../config/schemas/config.schema.yaml", set_default=True)
+from vidsme.config import check_blind_rows
+from vidsme.config import validate as check_config
+from vidsme.samples import check_eval_rows, n_shards
+
+SCHEMA = "config/schemas/config.schema.yaml"
+validate(config, schema=f"../{SCHEMA}", set_default=True)
+# What the schema cannot say (integer-only counts, main_k in k_grid, reduce keys, q range), at parse time.
+check_config(config, yaml.safe_load((Path(workflow.basedir) / SCHEMA).read_text()))
 
 # Before any job starts: every job process inherits the pinned kernels (vidsme/numerics.py).
 if config["numerics"]["pin"]:
@@ -95,7 +102,10 @@ def sheet_path():
 
 
 def n_videos():
-    """Number of evaluated videos, known at parse time (no checkpoint needed)."""
+    """Number of evaluated videos (the sheet's split == eval rows, which the `samples` rule keeps),
+    known at parse time (no checkpoint needed); the rows are checked here, before any job runs.
+    """
+    # embedded: generated, about n_eval rows (the last shard takes any extra, see shard_rows)
     if EMBEDDED:
         return int(embedded_cfg("synth")["n_eval"])
     root = config["dataset"]["video_root"]
@@ -104,10 +114,16 @@ def n_videos():
             f"config key dataset.video_root: folder not found: {root}"
         )
     if KIND == "paper":
-        return len(paper_sheet())
-    from vidsme.samples import read_sheet
+        rows = paper_sheet()
+        where = f"the {config['dataset']['setting']} setting's sheet"
+    else:
+        from vidsme.samples import read_sheet
 
-    return len(read_sheet(sheet_path(), root))
+        rows = read_sheet(sheet_path(), root, split="eval")
+        where = sheet_path()
+    check_eval_rows(rows, where, config["prompt"] if ANSWER else None)
+    check_blind_rows(rows, where, config["blind"])
+    return len(rows)
 
 
 def paper_sheet():
@@ -165,9 +181,8 @@ def embedded_cfg(section):
     return settings(config.get("embedded", {}), section)
 
 
-SHARDS = [
-    f"{k:04d}" for k in range(math.ceil(n_videos() / config["dataset"]["shard_size"]))
-]
+N_SHARDS = n_shards(n_videos(), config["dataset"]["shard_size"])
+SHARDS = [f"{k:04d}" for k in range(N_SHARDS)]
 
 
 def shard_files(pattern, **kw):
@@ -224,7 +239,8 @@ def reference_check_inputs(w):
 
 def series_inputs(w):
     """A shard's dump, (q, r) and, for the target with a reference, the reference's dump of the shard
-    (at the main frame count only: the frame-count ablation does not pay for the reference's passes)."""
+    (at the main frame count only: the frame-count ablation does not pay for the reference's passes).
+    """
     out = {
         "dump": f"{RES}/dumps/{w.model}/F{w.F}/shard{w.shard}.safetensors",
         "qr": f"{RES}/stats/F{w.F}/qr.tsv",
@@ -288,7 +304,9 @@ def train_cfg(variant):
 # Base targets (pretraining only): "base" is the main one, "base_{v}" a variant's own when its
 # pretraining settings differ from the main target's. Variant names "base" and "base_*" are reserved.
 BASE_PATTERN = r"base(_[A-Za-z0-9_.-]+)?"
-VARIANT_PATTERN = r"(?!base(_|/|$))[A-Za-z0-9_.-]+"  # in a path "base" is followed by "/"
+VARIANT_PATTERN = (
+    r"(?!base(_|/|$))[A-Za-z0-9_.-]+"  # in a path "base" is followed by "/"
+)
 
 
 def base_name(variant):
@@ -352,3 +370,37 @@ def expected_inputs(w):
         "run": [f"{RES}/{rel}" for rel in files],
         "expected": [str(root / rel) for rel in files],
     }
+
+
+def guard_run():
+    """Resumable runs (vidsme/runguard.py): the main process removes the locks a killed run left and
+    names itself to its jobs, which stop when it is gone; remote jobs are left to the cluster.
+    """
+    from vidsme import runguard
+
+    if workflow.is_main_process:
+        for lock in runguard.claim_run(".snakemake"):
+            logger.warning(
+                f"removed {lock}: a Snakemake lock left by a run that was killed (no run is alive here)"
+            )
+        runguard.announce_main()
+    elif workflow.remote_exec:
+        runguard.forget_main()
+
+
+def run_summary():
+    """After a successful run: 'N of M videos scored, K skipped (see ...)', printed at exit so that it
+    is the run's last console line (after Snakemake's own closing lines)."""
+    import atexit
+    import sys
+
+    from vidsme.report import coverage
+
+    files = [
+        f"{RES}/samples.tsv",
+        f"{RES}/stats/F{F}/skipped.tsv",
+        f"{RES}/metrics/{MODEL}/F{F}/metrics.tsv",
+    ]
+    if all(Path(f).is_file() for f in files):
+        line = coverage(*files)
+        atexit.register(lambda: print(line, file=sys.stderr, flush=True))

@@ -16,6 +16,7 @@ rule extract_frames:
         runtime=30,
     params:
         shard_size=config["dataset"]["shard_size"],
+        n_shards=N_SHARDS,
         on_error=config["frames"]["on_error"],
     script:
         "../scripts/extract_frames.py"

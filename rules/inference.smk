@@ -24,6 +24,8 @@ use rule extract_frames as val_extract_frames with:
         f"{LOGS}/val/frames/F{{F}}/shard{{shard}}.log",
     benchmark:
         f"{BENCH}/val/frames/F{{F}}/shard{{shard}}.tsv"
+    params:
+        n_shards=len(VAL_SHARDS),
 
 
 use rule video_stats as val_video_stats with:

@@ -1,4 +1,5 @@
 # Helpers of rules/inference.smk: the validation videos' shards and dataset inference's inputs.
+import math
 
 VAL = f"{RES}/val"
 

@@ -21,6 +21,8 @@ rule tables:
     input:
         unpack(table_inputs),
         blind=f"{RES}/blind/metrics.tsv",
+        sheet=f"{RES}/samples.tsv",
+        skipped=f"{RES}/stats/F{F}/skipped.tsv",
     output:
         md=report(
             f"{RES}/tables/main{{slice}}.md",

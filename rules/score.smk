@@ -15,8 +15,8 @@ rule position_series:
         mem_mb=2000,
         runtime=30,
     params:
-        fixed_q=config["scoring"]["fixed_q"],
-        fixed_r=config["scoring"]["fixed_r"],
+        fixed_q=config["qr"]["fixed_q"],
+        fixed_r=config["qr"]["fixed_r"],
         slice_name=lambda w: SLICES[w.slice],
     script:
         "../scripts/position_series.py"

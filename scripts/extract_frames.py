@@ -11,4 +11,5 @@ with logged(snakemake.log[0]):
         snakemake.output.frames,
         snakemake.output.manifest,
         snakemake.params.on_error,
+        snakemake.params.n_shards,
     )

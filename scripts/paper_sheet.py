@@ -1,6 +1,6 @@
 """Snakemake adapter: the sample sheet of one of the paper's settings, from its split lists."""
 from vidsme.logs import logged
-from vidsme.pipeline import write_tsv
+from vidsme.atomic import write_tsv
 from vidsme.paper import paper_sheet
 
 with logged(snakemake.log[0]):

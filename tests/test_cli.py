@@ -97,11 +97,34 @@ def test_table_prints_the_main_table(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert cli.main(["table", str(m), "--k", "1", "--title", "At K = 100%"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("**At K = 100%.** Members: 3") and out[4].startswith("| vid_sme | 100% | 90.0 |")
+    assert out[0].endswith("Not defined at K = 100% (not shown): min_k_prob.")
+    (tmp_path / "s.tsv").write_text("video_id\tpath\tlabel\n" + "".join(f"v{i}\tv{i}.mp4\t{i % 2}\n" for i in range(8)))
+    (tmp_path / "sk.tsv").write_text("video_id\tn_decoded\tstatus\treason\nv7\t\tskipped\tempty file (0 bytes)\n")
+    assert cli.main(["table", str(m), "--sheet", str(tmp_path / "s.tsv"), "--skipped", str(tmp_path / "sk.tsv")]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == (f"7 of 8 videos scored, 1 skipped (see {tmp_path / 'sk.tsv'}). "
+                                                       "Members: 3, non-members: 4. Scores: higher = member. Values in %.")
+    assert cli.main(["table", str(m), "--sheet", str(tmp_path / "gone.tsv"), "--skipped", str(tmp_path / "sk.tsv")]) == 2
+    assert "gone.tsv: file not found" in capsys.readouterr().err
     assert cli.main(["table", str(tmp_path / "none.tsv")]) == 2
     assert "none.tsv: file not found" in capsys.readouterr().err
     (tmp_path / "bad.tsv").write_text("a\tb\n1\t2\n")
     assert cli.main(["table", str(tmp_path / "bad.tsv")]) == 2
     assert "bad.tsv: not a metrics table" in capsys.readouterr().err
+
+
+def test_table_ties_sort_by_name_and_blind_adds_its_row_and_verdict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    m = _metrics(tmp_path / "metrics.tsv")
+    df = pd.read_csv(m, sep="\t")
+    df.loc[df.attack == "perplexity", "auc"] = 0.7  # ties min_k_prob at K = 10%
+    df.iloc[::-1].to_csv(m, sep="\t", index=False)  # row order must not matter
+    blind = df.iloc[[0]].assign(attack="blind", k=None, auc=0.6, auc_lo=0.55, auc_hi=0.65)
+    blind.to_csv(tmp_path / "blind.tsv", sep="\t", index=False)
+    assert cli.main(["table", str(m), "--blind", str(tmp_path / "blind.tsv")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "shift" in out[2].lower() and "55" in out[2]  # CI lower bound 55 > 52: the split is shifted
+    assert [r.split(" | ")[0] for r in out[6:]] == ["| min_k_prob", "| perplexity", "| blind", "| vid_sme"]
+    assert cli.main(["table", str(m), "--blind", str(tmp_path / "no_blind.tsv")]) == 2
+    assert "no_blind.tsv: file not found" in capsys.readouterr().err
 
 
 def test_score_errors_name_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -117,11 +140,11 @@ def test_score_errors_name_the_file(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 def test_command_defaults_are_the_workflow_defaults() -> None:
     props = yaml.safe_load((ROOT / "config" / "schemas" / "config.schema.yaml").read_text())["properties"]
-    scoring, metrics = props["scoring"]["properties"], props["metrics"]["properties"]
+    scoring, metrics, qr = props["scoring"]["properties"], props["metrics"]["properties"], props["qr"]["properties"]
     assert commands.MAIN_K == scoring["main_k"]["default"]
     assert list(commands.FPRS) == metrics["fprs"]["default"]
     assert list(attacks.K_GRID) == scoring["k_grid"]["default"]
-    assert (attacks.FIXED_Q, attacks.FIXED_R) == (scoring["fixed_q"]["default"], scoring["fixed_r"]["default"])
+    assert (attacks.FIXED_Q, attacks.FIXED_R) == (qr["fixed_q"]["default"], qr["fixed_r"]["default"])  # their one home
 
 
 def test_every_installed_console_script_runs() -> None:

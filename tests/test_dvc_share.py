@@ -143,7 +143,7 @@ def test_consumer_reruns_no_model_pass_and_no_training(shared: tuple[Path, Path]
 @pytest.mark.slow
 def test_consumer_k_change_reruns_aggregation_onward_only(shared: tuple[Path, Path]) -> None:
     _, cons = shared
-    _config(cons, scoring={"k_grid": [0.0, 0.2, 1.0]})
+    _config(cons, scoring={"k_grid": [0.0, 0.1, 0.2, 1.0]})  # main_k (0.1) stays in the grid
     jobs = planned_jobs(snakemake(cons, "-n", "--configfile", "test.yaml", "--max-checksum-file-size", "0").stdout)
     assert {"aggregate", "metrics", "tables"} <= set(jobs)
     assert not {"extract_frames", "video_stats", "adaptive_qr", "model_pass", "position_series", "tiny_target", "train_target"} & set(jobs)

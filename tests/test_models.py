@@ -110,8 +110,10 @@ def test_config_errors_named(tiny_dirs, tmp_path):
 
 
 def test_model_config_examples(tmp_path):
-    import yaml
+    import re
     from pathlib import Path
+
+    import yaml
 
     files = sorted((Path(__file__).resolve().parents[1] / "config" / "models").glob("*.yaml"))
     assert len(files) >= 4
@@ -121,8 +123,9 @@ def test_model_config_examples(tmp_path):
         m = yaml.safe_load(f.read_text())["model"]
         assert set(m) <= allowed and m["family"] in FAMILIES and m["dtype"] == "bfloat16", f.name
         assert m["trust_remote_code"] is False
-        with pytest.raises(ModelLoadError, match="placeholder"):  # unfilled revision stops before any download
-            load_model(m)
+        assert re.fullmatch(r"[0-9a-f]{40}", m["revision"]), f.name  # pinned to a commit
+        with pytest.raises(ModelLoadError, match="placeholder.*pin the commit"):  # stops before any download
+            load_model({**m, "revision": "FILL-ME-40-hex-commit"})
 
 
 def test_bfloat16_and_attn_options(tiny_dirs):
@@ -134,3 +137,59 @@ def test_bfloat16_and_attn_options(tiny_dirs):
     with torch.inference_mode():
         out = forward_scored(lm, inputs, scored)
     assert out.dtype == torch.bfloat16 and torch.isfinite(out.float()).all()
+
+
+def _edit_processor(model_dir, edit) -> None:
+    import json
+
+    p = model_dir / "processor_config.json"
+    cfg = json.loads(p.read_text())
+    edit(cfg)
+    p.write_text(json.dumps(cfg))
+
+
+def test_frame_size_mismatch_names_both_before_any_pass(tmp_path):
+    from vidsme.tiny import build_tiny
+
+    d = build_tiny("llava_next_video", tmp_path / "m")
+
+    def bigger(cfg):
+        cfg["video_processor"]["crop_size"] = {"height": 64, "width": 64}
+        cfg["video_processor"]["size"] = {"shortest_edge": 64}
+
+    _edit_processor(d, bigger)
+    with pytest.raises(ModelLoadError, match=r"makes 64x64 frames.*vision_config.image_size is 32"):
+        load_model({"id": str(d)})
+
+
+def test_patch_geometry_mismatch_names_both(tmp_path):
+    from vidsme.tiny import build_tiny
+
+    d = build_tiny("qwen2_5_vl", tmp_path / "q")
+    _edit_processor(d, lambda cfg: cfg["video_processor"].update(merge_size=4))
+    with pytest.raises(ModelLoadError, match=r"merge_size is 4.*vision_config.spatial_merge_size is 2"):
+        load_model({"id": str(d)})
+
+
+def test_tokenizer_longer_than_vocabulary_names_both(tmp_path):
+    from transformers import AutoTokenizer
+
+    from vidsme.tiny import build_tiny
+
+    d = build_tiny("llava_onevision", tmp_path / "o")
+    tok = AutoTokenizer.from_pretrained(d)
+    n_model = len(tok)  # the tiny model's vocabulary is exactly the tokenizer
+    tok.add_tokens(["<extra_a>", "<extra_b>"])
+    tok.save_pretrained(d)
+    with pytest.raises(ModelLoadError, match=rf"tokenizer has {n_model + 2} tokens.*vocab_size\) is {n_model}"):
+        load_model({"id": str(d)})
+
+
+def test_video_token_outside_vocabulary_is_named(tiny_dirs):
+    from vidsme.models import check_compatible
+
+    lm = load_model({"id": str(tiny_dirs["video_llava"])})
+    vocab = lm.model.config.text_config.vocab_size
+    lm.model.config.video_token_id = vocab + 3
+    with pytest.raises(ModelLoadError, match=rf"video token id {vocab + 3} is outside.*{vocab}"):
+        check_compatible(lm.model, lm.processor, "x")

@@ -284,7 +284,7 @@ def test_fetch_failure_is_named(tmp_path: Path) -> None:
 
     with pytest.raises(PaperError, match="cannot fetch nextqa_train_official.json from https://raw.githubusercontent.com/.*dataset.splits_dir"):
         split_files("nextqa", None, cache_dir=tmp_path, fetch=offline)
-    assert not any(tmp_path.rglob("*.part"))
+    assert not any(tmp_path.rglob("*.tmp"))  # the partial download is removed
 
 
 # ----------------------------------------------------------------------------- CLI and configs

@@ -153,7 +153,7 @@ def test_cuda_oom_gives_clear_advice(loaded, tmp_path, monkeypatch):
     def oom(*a, **k):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(passes, "video_passes", oom)
+    monkeypatch.setattr(passes, "forward_scored", oom)
     with pytest.raises(RuntimeError, match="batch_orders: false.*bfloat16") as ei:
         run_shard(loaded["llava_next_video"], {"big": _video()}, PROMPT, SPEC, tmp_path / "s.safetensors")
     assert "'big'" in str(ei.value)

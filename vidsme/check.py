@@ -266,7 +266,7 @@ def run_check(experiment: str, results_root: Path = Path("results"), out: Path |
     """Check `target`'s outputs in `results/{experiment}` against `results/expected/{experiment}`; full table to `out`."""
     from vidsme.numerics import guaranteed
 
-    exact, why = guaranteed()
+    exact, why = guaranteed(pinned=_run_was_pinned(results_root / experiment))
     results, expected = results_root / experiment, results_root / "expected" / experiment
     if not results.is_dir():
         raise FileNotFoundError(f"no finished run at {results}: run the workflow for experiment {experiment!r} first")
@@ -301,12 +301,6 @@ def main(argv: list[str] | None = None, prog: str = "vidsme check") -> int:
         files = update_expected(root / args.experiment, root / "expected" / args.experiment, args.target)
         print(f"{len(files)} expected files of target {args.target!r} written to {root / 'expected' / args.experiment}")
         return 0
-    import os
-
-    from vidsme.numerics import ENV_PIN, pin_environment
-
-    if os.environ.get(ENV_PIN) != "1" and _run_was_pinned(root / args.experiment):
-        pin_environment()  # the run's setting decides which tolerance applies
     try:
         ok, text = run_check(args.experiment, root, target=args.target)
     except FileNotFoundError as e:

@@ -96,7 +96,8 @@ def table_main(argv: Sequence[str] | None = None, prog: str = "vidsme table") ->
     """Print the main results table (Markdown) of a metrics TSV.
 
     Returns the exit code (0 ok, 2 bad input)."""
-    from vidsme.report import main_table, markdown_table
+    from vidsme.blind import DEFAULTS as BLIND
+    from vidsme.report import blind_header, coverage, main_table, markdown_table, with_blind
 
     ap = argparse.ArgumentParser(prog=prog, description="Print the main results table (Markdown) of a metrics TSV "
                                  "(results/{exp}/metrics/{model}/F{F}/metrics.tsv), as tables/main.md.")
@@ -104,13 +105,21 @@ def table_main(argv: Sequence[str] | None = None, prog: str = "vidsme table") ->
     ap.add_argument("--k", type=float, default=MAIN_K, help="K shown for K-dependent attacks (default: %(default)s)")
     ap.add_argument("--fprs", type=float, nargs="+", default=list(FPRS), help="FPRs of the metrics (the first two are shown)")
     ap.add_argument("--title", default="", help="bold title before the table")
+    ap.add_argument("--sheet", help="with --skipped: the run's samples.tsv, for the header's 'N of M videos scored, K skipped'")
+    ap.add_argument("--skipped", help="with --sheet: the run's stats/F{F}/skipped.tsv")
+    ap.add_argument("--blind", help="the run's blind/metrics.tsv: the blind baseline's row and verdict line, as in the workflow's table")
+    ap.add_argument("--verdict-margin", type=float, default=BLIND["verdict_margin"], help="of the verdict line (default: %(default)s)")
     a = ap.parse_args(argv)
+    if bool(a.sheet) != bool(a.skipped):
+        ap.error("--sheet and --skipped go together")
     try:
         metrics = pd.read_csv(a.metrics, sep="\t")
         empty = main_table(metrics, a.k, a.fprs).empty
-        text = markdown_table(metrics, a.k, a.fprs, a.title)
-    except FileNotFoundError:
-        print(f"{prog}: error: {a.metrics}: file not found", file=sys.stderr)
+        counts = coverage(a.sheet, a.skipped, a.metrics) if a.sheet else ""
+        text = markdown_table(with_blind(metrics, a.blind), a.k, a.fprs, a.title, blind_header(a.blind, a.verdict_margin),
+                              coverage=counts)
+    except FileNotFoundError as e:
+        print(f"{prog}: error: {e.filename or a.metrics}: file not found", file=sys.stderr)
         return 2
     except (KeyError, ValueError, IndexError, pd.errors.ParserError) as e:
         print(f"{prog}: error: {a.metrics}: not a metrics table ({type(e).__name__}: {e})", file=sys.stderr)

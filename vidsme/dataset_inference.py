@@ -345,8 +345,9 @@ def inference_step(eval_scores: Mapping[str, str], val_scores: Mapping[str, str]
     log.info("dataset inference: %d members, %d non-members; feature sets %s",
              len(members), len(nonmembers), {k: len(v) for k, v in sets.items()})
     table = resampling_study(exps, sets, c, seed)
-    table.to_csv(out_csv, index=False)
-    from vidsme.frames import atomic_write_text
+    from vidsme.atomic import atomic_path, write_text
 
-    atomic_write_text(out_md, markdown(table, c))
+    with atomic_path(out_csv) as tmp:
+        table.to_csv(tmp, index=False)
+    write_text(out_md, markdown(table, c))
     return table

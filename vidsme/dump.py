@@ -8,10 +8,11 @@ Keys are `"{video_id}/{pass}/{name}"`; the header (str -> str) holds the provena
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
+
+from vidsme.atomic import tmp_siblings, write_safetensors
 
 FORMAT = "vidsme-dump/1"
 Entries = dict[str, dict[str, dict[str, np.ndarray]]]
@@ -27,9 +28,7 @@ def _check_part(what: str, s: str) -> None:
 
 
 def write_shard(path: str | Path, entries: Entries, header: dict[str, str]) -> Path:
-    """Write `entries` and `header` to `path` atomically (`path.tmp` then `os.replace`)."""
-    from safetensors.numpy import save_file
-
+    """Write `entries` and `header` to `path` atomically (`vidsme.atomic`)."""
     path = Path(path)
     for k, v in header.items():
         if not isinstance(k, str) or not isinstance(v, str):
@@ -47,13 +46,7 @@ def write_shard(path: str | Path, entries: Entries, header: dict[str, str]) -> P
                 tensors[f"{vid}/{pname}/{name}"] = np.ascontiguousarray(a)
     meta = dict(header)
     meta.update(format=FORMAT, videos=json.dumps(sorted(entries)), n_tensors=str(len(tensors)))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=meta)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
+    return write_safetensors(path, tensors, meta)
 
 
 def read_header(path: str | Path) -> dict[str, str]:
@@ -68,7 +61,7 @@ def _open(path: Path) -> tuple[dict[str, str], list[str]]:
         raise DumpError(f"{path}: a .tmp file is an unfinished write and is never read")
     if not path.exists():
         extra = " (an unfinished write, .tmp, is there: the run that made it did not finish)" if \
-            path.with_name(path.name + ".tmp").exists() else ""
+            tmp_siblings(path) else ""
         raise DumpError(f"{path}: dump not found{extra}")
     try:
         with safe_open(str(path), framework="np") as f:

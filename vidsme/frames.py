@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import csv
 import os
-import tempfile
 import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -44,6 +43,8 @@ from typing import Literal
 
 import av
 import numpy as np
+
+from vidsme.atomic import atomic_path, write_text
 
 __all__ = [
     "VideoError",
@@ -54,7 +55,6 @@ __all__ = [
     "extract_shard",
     "load_frames",
     "read_manifest",
-    "atomic_write_text",
     "MANIFEST_COLUMNS",
     "CONTAINER_COLUMNS",
 ]
@@ -301,35 +301,15 @@ class ManifestRow:
     container: dict[str, str] | None = None  # columns after MANIFEST_COLUMNS, as written (None: none)
 
 
-def _atomic_target(path: Path) -> tuple[int, str]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
-    p = Path(path)
-    fd, tmp = _atomic_target(p)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class _NpzWriter:
-    """Write arrays one at a time into an ``.npz`` (the layout ``np.load`` reads), atomically.
+    """Write arrays one at a time into an ``.npz`` (the layout ``np.load`` reads).
 
     Only one video's frames are in memory at a time; ``compress`` uses zlib level 1 (about as
-    small as level 6 on video frames, faster).
+    small as level 6 on video frames, faster). Use it on a path from ``vidsme.atomic.atomic_path``.
     """
 
     def __init__(self, path: Path, compress: bool) -> None:
-        self.path = path
-        fd, self.tmp = _atomic_target(path)
-        self._file = os.fdopen(fd, "wb")
+        self._file = os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb")
         method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
         self._zip = zipfile.ZipFile(self._file, "w", compression=method, compresslevel=1 if compress else None, allowZip64=True)
 
@@ -337,15 +317,12 @@ class _NpzWriter:
         with self._zip.open(f"{key}.npy", "w", force_zip64=True) as f:
             np.lib.format.write_array(f, np.asanyarray(array), allow_pickle=False)
 
-    def commit(self) -> None:
-        self._zip.close()
-        self._file.close()
-        os.replace(self.tmp, self.path)
+    def __enter__(self) -> "_NpzWriter":
+        return self
 
-    def abort(self) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._zip.close()
         self._file.close()
-        Path(self.tmp).unlink(missing_ok=True)
 
 
 def _tsv(rows: Sequence[Sequence[object]], columns: Sequence[str]) -> str:
@@ -383,8 +360,7 @@ def extract_shard(
         seen.add(vid)
     manifest: list[ManifestRow] = []
     facts: list[tuple[object, ...]] = []
-    npz = _NpzWriter(Path(out_npz), compress)
-    try:
+    with atomic_path(out_npz) as tmp, _NpzWriter(tmp, compress) as npz:
         for vid, path in rows:
             try:
                 s = sample_frames(path, num_frames)
@@ -397,12 +373,8 @@ def extract_shard(
             npz.add(vid, s.frames)
             manifest.append(ManifestRow(vid, s.n_decoded, tuple(s.indices.tolist()), "ok", ""))
             facts.append(s.container_facts())
-    except BaseException:
-        npz.abort()
-        raise
-    npz.commit()
     table = [(m.video_id, m.n_decoded, ",".join(map(str, m.indices)), m.status, m.reason, *f) for m, f in zip(manifest, facts)]
-    atomic_write_text(out_manifest, _tsv(table, MANIFEST_COLUMNS + CONTAINER_COLUMNS))
+    write_text(out_manifest, _tsv(table, MANIFEST_COLUMNS + CONTAINER_COLUMNS))
     return manifest
 
 

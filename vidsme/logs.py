@@ -5,7 +5,8 @@ package version and the folder it was imported from (which checkout ran the step
 ``vidsme`` logger's records; every warning (``warnings.warn``, through the ``py.warnings``
 logger); anything written to ``sys.stderr`` or to file descriptor 2 (tracebacks, progress bars,
 messages of C libraries and child processes); and the traceback of an exception that ends the
-block. The ``vidsme`` logger's records are echoed to the console as well.
+block. The ``vidsme`` logger's records are echoed to the console as well. In a Snakemake job it
+also stops the job when the run's main process is gone (`vidsme.runguard.watch_main`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import sys
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
+
+from vidsme.runguard import watch_main
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -81,6 +84,7 @@ def logged(path: str | Path | None) -> Iterator[logging.Logger]:
             h.setFormatter(fmt)
             logger.addHandler(h)
         logging.captureWarnings(True)
+        watch_main()  # no orphan job: stop when the run's main Snakemake process is gone
         try:
             from vidsme.numerics import apply_in_process
 

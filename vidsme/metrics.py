@@ -3,16 +3,22 @@ and the paired bootstrap of an AUC difference (two attacks, or one attack on two
 
 Convention: a HIGHER score means MORE LIKELY A MEMBER (label 1).
 
-Non-finite scores (`nonfinite=`):
-- "clip" (default, like the released code): +inf -> largest finite score, -inf -> smallest;
-  NaN -> ValueError naming how many.
-- "lowest": as "clip", and NaN -> below every finite score (least member-like).
+Non-finite scores (`nonfinite=`, one of `NONFINITE_POLICIES`):
+- "lowest" (default, also the workflow's `metrics.nonfinite` default): as "clip", and NaN -> below
+  every finite score (least member-like). A video whose every position had non-finite logits gets a
+  NaN score; it stays in the evaluation as the least member-like video (counted in `n_nonfinite`
+  and logged) instead of stopping the run after its model passes.
+- "clip" (the released code): +inf -> largest finite score, -inf -> smallest; NaN -> ValueError
+  naming how many.
 - "error": any non-finite score -> ValueError.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+NONFINITE_POLICIES = ("lowest", "clip", "error")
+NONFINITE_DEFAULT = "lowest"
 
 
 def roc(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -52,15 +58,15 @@ def balanced_acc(fpr: np.ndarray, tpr: np.ndarray) -> float:
     return float(np.max(1.0 - (fpr + (1.0 - tpr)) / 2.0))
 
 
-def clean_scores(scores: np.ndarray, policy: str = "clip") -> tuple[np.ndarray, int]:
+def clean_scores(scores: np.ndarray, policy: str = NONFINITE_DEFAULT) -> tuple[np.ndarray, int]:
     """Apply the non-finite policy (module doc); returns (finite scores, number of non-finite inputs)."""
     s = np.asarray(scores, dtype=np.float64).copy()
     bad = ~np.isfinite(s)
     n_bad = int(bad.sum())
     if n_bad == 0:
         return s, 0
-    if policy not in ("clip", "lowest", "error"):
-        raise ValueError(f"nonfinite={policy!r}: expected 'clip', 'lowest' or 'error'")
+    if policy not in NONFINITE_POLICIES:
+        raise ValueError(f"nonfinite={policy!r}: expected one of {', '.join(NONFINITE_POLICIES)}")
     n_nan = int(np.isnan(s).sum())
     if policy == "error" or (policy == "clip" and n_nan):
         raise ValueError(f"scores: {n_bad} non-finite values ({n_nan} NaN) under nonfinite={policy!r}")
@@ -141,7 +147,7 @@ def evaluate(
     fprs: tuple[float, ...] = (0.05, 0.01, 0.001),
     n_boot: int = 1000,
     seed: int = 0,
-    nonfinite: str = "clip",
+    nonfinite: str = NONFINITE_DEFAULT,
 ) -> dict[str, float]:
     """AUC, accuracy and TPR@FPR with stratified-bootstrap 95% CIs (seeded, deterministic)."""
     y = _check_binary(scores, labels)

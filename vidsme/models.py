@@ -21,7 +21,8 @@ import torch
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 ATTN = ("sdpa", "eager", None)
-WORKFLOW_KEYS = {"source", "family", "batch_orders"}  # model-config keys used by the workflow, not by loading
+# model-config keys used by the workflow (vidsme.pipeline.model_pass), not by loading
+WORKFLOW_KEYS = {"source", "family", "batch_orders", "videos_per_forward", "prefetch", "compile_reduce"}
 
 
 class ModelLoadError(RuntimeError):
@@ -69,8 +70,6 @@ def _resolve_device(device: str) -> torch.device:
 def load_model(cfg: dict[str, Any]) -> Loaded:
     """Load processor and model from `cfg` (keys: id, revision, dtype, device, attn_implementation,
     trust_remote_code, local_files_only). Raises `ModelLoadError` with one clear message."""
-    from transformers import AutoModelForImageTextToText, AutoProcessor
-
     known = {"id", "revision", "dtype", "device", "attn_implementation", "trust_remote_code", "local_files_only"}
     unknown = sorted(set(cfg) - known - WORKFLOW_KEYS)
     if unknown:
@@ -84,6 +83,8 @@ def load_model(cfg: dict[str, Any]) -> Loaded:
     if attn not in ATTN:
         raise ModelLoadError(f"model.attn_implementation {attn!r} for {model_id} not in {list(ATTN)}")
     device = _resolve_device(str(cfg.get("device", "cpu")))
+    from transformers import AutoModelForImageTextToText, AutoProcessor  # after the cheap checks: a slow import
+
     try:
         processor = AutoProcessor.from_pretrained(model_id, **common)
         kw: dict[str, Any] = dict(common, use_safetensors=True, dtype=DTYPES.get(dtype_name, "auto"))
@@ -98,6 +99,7 @@ def load_model(cfg: dict[str, Any]) -> Loaded:
     model.eval()
     if device.type == "cpu":
         model.to(device)
+    check_compatible(model, processor, model_id)
     vid = video_token_id(model, processor)
     return Loaded(model, processor, model_id, revision, dtype_name, device, vid, dict(cfg))
 
@@ -111,7 +113,8 @@ def resolve_source(cfg: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     revision = cfg.get("revision")
     if revision is not None and (not isinstance(revision, str) or "FILL" in revision.upper()):
         raise ModelLoadError(f"model.revision {revision!r} for {model_id} is a placeholder: pin the commit hash "
-                             f"(`hf download {model_id}` prints it) or set revision: null to use main")
+                             f"(`hf download {model_id}` prints it; the hub's Files tab shows it), check it with "
+                             f"`python -m vidsme.shapes {model_id} --revision <hash>`, or set revision: null to use main")
     trust = bool(cfg.get("trust_remote_code", False))
     local_only = cfg.get("local_files_only")
     local_only = _offline_default() if local_only is None else bool(local_only)
@@ -128,9 +131,57 @@ def resolve_source(cfg: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         if not isinstance(hit, str):
             raise ModelLoadError(
                 f"model {model_id!r} (revision {revision or 'main'}) is not in the local Hugging Face cache and "
-                f"offline mode is on (HF_HUB_OFFLINE=1 / local_files_only); {_how_to_provide(model_id, revision)}"
+                f"offline mode is on (model.offline, the default / HF_HUB_OFFLINE=1 / local_files_only); "
+                f"{_how_to_provide(model_id, revision)}, or set model.offline: false to let it be downloaded"
             )
     return model_id, dict(revision=revision, trust_remote_code=trust, local_files_only=local_only)
+
+
+def _size_of(proc: Any) -> tuple[int, int] | None:
+    """(height, width) a fixed-size video processor produces (crop if it crops, else its square size)."""
+    for attr in ("crop_size", "size"):
+        d = getattr(proc, attr, None)
+        if attr == "crop_size" and not getattr(proc, "do_center_crop", False):
+            continue
+        if isinstance(d, dict) and "height" in d and "width" in d:
+            return int(d["height"]), int(d["width"])
+        if d is not None and getattr(d, "height", None) is not None:
+            return int(d.height), int(d.width)
+    return None
+
+
+def check_compatible(model: Any, processor: Any, model_id: str) -> None:
+    """Stop, naming both sides, when the processor cannot feed the model: a tokenizer longer than the
+    model's vocabulary, a video token id outside it, or a vision input size / patch geometry that is
+    not the vision tower's. Called by `load_model`, before any pass."""
+    tc = model.config.get_text_config()
+    vocab = int(tc.vocab_size)
+    tok = getattr(processor, "tokenizer", None)
+    problems = []
+    if tok is not None and len(tok) > vocab:
+        problems.append(f"the processor's tokenizer has {len(tok)} tokens but the model's vocabulary "
+                        f"(text_config.vocab_size) is {vocab}")
+    vid = video_token_id(model, processor)
+    if not 0 <= vid < vocab:
+        problems.append(f"the video token id {vid} is outside the model's vocabulary (text_config.vocab_size {vocab})")
+    vc = getattr(model.config, "vision_config", None)
+    vp = getattr(processor, "video_processor", None)
+    if vc is not None and vp is not None:
+        if hasattr(vc, "spatial_merge_size"):  # Qwen2.5-VL: dynamic resolution, the patch geometry must agree
+            for p_attr, m_attr in (("patch_size", "patch_size"), ("merge_size", "spatial_merge_size"),
+                                   ("temporal_patch_size", "temporal_patch_size")):
+                pv, mv = getattr(vp, p_attr, None), getattr(vc, m_attr, None)
+                if pv is not None and mv is not None and int(pv) != int(mv):
+                    problems.append(f"the video processor's {p_attr} is {pv} but the vision tower's "
+                                    f"vision_config.{m_attr} is {mv}")
+        elif getattr(vc, "image_size", None) is not None:
+            hw = _size_of(vp)
+            if hw is not None and hw != (int(vc.image_size), int(vc.image_size)):
+                problems.append(f"the video processor makes {hw[0]}x{hw[1]} frames but the vision tower's "
+                                f"vision_config.image_size is {vc.image_size}")
+    if problems:
+        raise ModelLoadError(f"processor and model of {model_id} do not match: " + "; ".join(problems)
+                             + ". Use the processor saved with this checkpoint (same id and revision).")
 
 
 def video_token_id(model: Any, processor: Any) -> int:

@@ -114,14 +114,16 @@ def cpu_flags() -> list[str]:
     return []
 
 
-def guaranteed() -> tuple[bool, str]:
-    """Whether this machine can reproduce the pinned numbers exactly, and why (or why not)."""
+def guaranteed(pinned: bool | None = None) -> tuple[bool, str]:
+    """Whether this machine can reproduce the pinned numbers exactly, and why (or why not).
+
+    `pinned`: whether the run in question was pinned (default: whether this process is)."""
     if platform.machine() not in ("x86_64", "AMD64"):
         return False, f"{platform.machine()} is not x86-64: kernels differ, compare within tolerances"
     flags = cpu_flags()
     if flags and not {"avx2", "fma"} <= set(flags):
         return False, "this CPU lacks AVX2/FMA: the pinned AVX2 path is not available here"
-    if os.environ.get(ENV_PIN) != "1":
+    if not (os.environ.get(ENV_PIN) == "1" if pinned is None else pinned):
         return False, "numerics.pin is off: each library picks its own kernels"
     return True, "x86-64 with AVX2, pinned: exact"
 

@@ -69,6 +69,7 @@ GIT_BLOBS: dict[str, str] = {
     "caption_mia_whole.json": "6348a6bd492d301bea17516e0284c558113c047a",
 }
 
+from vidsme.atomic import atomic_path, write_tsv  # noqa: E402
 from vidsme.prompts import CAPTION_INSTRUCTION, QA_PREFIX, QA_TEXT, SYSTEM_CAPTION, SYSTEM_QA  # noqa: E402,F401
 
 SHIFT_WARNING = (
@@ -220,18 +221,15 @@ def split_files(setting: str, splits_dir: str | Path | None, *, commit: str = CO
         p = cache / n
         if not (p.is_file() and (not verify or _mismatch(p, n, digests) is None)):
             url = base_url.format(repo=REPO, commit=commit, name=n)
-            tmp = p.with_name(f"{p.name}.{os.getpid()}.part")  # concurrent builders do not clash
             try:
-                fetch(url, tmp)
-                if verify:
-                    _verify(tmp, n, where=url, digests=digests)
+                with atomic_path(p) as tmp:  # a temporary file per process: concurrent builders do not clash
+                    fetch(url, tmp)
+                    if verify:
+                        _verify(tmp, n, where=url, digests=digests)
             except PaperError:
-                tmp.unlink(missing_ok=True)
                 raise
             except Exception as e:  # network errors vary by fetcher
-                tmp.unlink(missing_ok=True)
                 raise PaperError(f"cannot fetch {n} from {url}: {e}; download it by hand and set dataset.splits_dir") from e
-            os.replace(tmp, p)
         paths.append(p)
     return paths
 
@@ -362,8 +360,6 @@ def check_video_root(video_root: str | Path, sheet: pd.DataFrame, sample: int = 
 
 def write_sheet(df: pd.DataFrame, out: str | Path) -> Path:
     """Write a sheet as TSV atomically."""
-    from vidsme.pipeline import write_tsv
-
     write_tsv(df, out)
     return Path(out)
 

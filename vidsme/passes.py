@@ -6,6 +6,8 @@ at the scored (video-token) positions (`logits_to_keep`), reduced with
 `vidsme.reduce.reduce_logits` on the model's device, and written with `vidsme.dump.write_shard`
 under the pass names `nat` (natural order) and `rev` (reversed), positions aligned by index.
 The optional answer slice adds `nat_answer` and `rev_answer` (the answer tokens, true targets).
+`run_shard` feeds the device through `vidsme.feed`: processor inputs prepared ahead in a worker
+thread, optionally several videos per forward (halved on out-of-memory).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import torch
 
 from . import __version__
 from .dump import write_shard
+from .feed import Feeder, Item
 from .models import Loaded, append_answer, build_inputs, prompt_hash, render_prompt
 from .reduce import cross_terms
 
@@ -95,10 +98,96 @@ def _oom_message(loaded: Loaded, vid: str, batch_orders: bool) -> str:
             f"or load in a smaller dtype (bfloat16/float16)")
 
 
+@dataclasses.dataclass
+class Forward:
+    """One prepared forward: its batch rows as (video index in the group, pass), processor inputs,
+    the rows to keep (scored video positions, then answer positions), the scored positions and the
+    answer's token ids (answer slice) or None."""
+
+    rows: list[tuple[int, str]]
+    inputs: Any
+    keep: torch.Tensor
+    scored: torch.Tensor
+    ans_ids: torch.Tensor | None = None
+
+
+def prepare_passes(loaded: Loaded, videos: list[np.ndarray], prompt: dict[str, Any], batch_orders: bool = True,
+                   answer: str | None = None, append_eos: bool = False) -> list[Forward]:
+    """Processor inputs of both passes of `videos` (same shape, same prompt): one forward of
+    2 x len(videos) rows (natural, reversed per video) with `batch_orders`, else one per order.
+    Several videos per forward need the video-only passes (`answer` None)."""
+    if len(videos) > 1 and answer is not None:
+        raise ValueError("several videos per forward need the video-only passes (no answer slice)")
+    orders = [{"nat": fr, "rev": np.ascontiguousarray(fr[::-1])} for fr in videos]
+    idx = range(len(videos))
+    groups = [[(j, p) for j in idx for p in PASSES]] if batch_orders else [[(j, p) for j in idx] for p in PASSES]
+    out: list[Forward] = []
+    for rows in groups:
+        inputs, pos = build_inputs(loaded, [orders[j][p] for j, p in rows], prompt, truncate=answer is None)
+        if out and not torch.equal(pos, out[0].scored):
+            raise RuntimeError("natural and reversed passes have different scored positions")
+        keep, ans_ids = pos, None
+        if answer is not None:
+            inputs, ans_ids, ans_pos = append_answer(loaded, inputs, answer, eos=append_eos)
+            keep = torch.cat([pos, ans_pos])
+        out.append(Forward(rows, inputs, keep, pos, ans_ids))
+    return out
+
+
+Result = tuple[dict[str, dict[str, np.ndarray]], torch.Tensor, dict[str, int]]
+
+
+def compute_passes(loaded: Loaded, forwards: list[Forward], spec: Any, full_logits: bool = False,
+                   reduce_on_host: bool = False, compile_reduce: bool = False,
+                   companion: Loaded | None = None) -> list[Result]:
+    """Run prepared forwards and reduce every row: per video ({pass: arrays}, scored, {pass: nonfinite}).
+
+    With `companion` (a reference model's passes: `loaded` is the reference, `companion` the target)
+    the target also runs on the identical inputs and every pass gains the exact cross terms of
+    `vidsme.reduce.cross_terms` (KL both ways, the reference's log-prob at the target's token)."""
+    reduce_logits = _reduce_fn()
+    rkw = {"compile": True} if compile_reduce else {}
+    logits: dict[tuple[int, str], torch.Tensor] = {}
+    clogits: dict[tuple[int, str], torch.Tensor] = {}
+    with torch.inference_mode():
+        for f in forwards:
+            out = forward_scored(loaded, copy.copy(f.inputs), f.keep, full_logits=full_logits)
+            cout = None if companion is None else forward_scored(companion, copy.copy(f.inputs), f.keep, full_logits=full_logits)
+            for i, row in enumerate(f.rows):
+                logits[row] = out[i]
+                if cout is not None:
+                    clogits[row] = cout[i]
+        scored, ans_ids = forwards[0].scored, forwards[0].ans_ids
+        n = int(scored.numel())
+        results: list[Result] = []
+        for j in sorted({j for j, _ in logits}):
+            entries, bad = {}, {}
+            for p in PASSES:
+                lg = logits.pop((j, p))
+                lg = lg.cpu() if reduce_on_host else lg
+                clg = clogits.pop((j, p), None)
+                red = reduce_logits(lg[:n], spec, **rkw)
+                bad[p] = _nonfinite(red, lg[:n])
+                entries[p] = _to_numpy(red)
+                if clg is not None:
+                    entries[p].update(_to_numpy(cross_terms(lg[:n], clg[:n], spec=spec)))
+                if ans_ids is not None:
+                    a = f"{p}_answer"
+                    red = reduce_logits(lg[n:], spec, **rkw)
+                    bad[a] = _nonfinite(red, lg[n:])
+                    lp = torch.log_softmax(lg[n:].double(), dim=-1)
+                    tgt = ans_ids.to(lp.device)
+                    entries[a] = {**_to_numpy(red), "target_ids": tgt.cpu().numpy(),
+                                  "target_logp": lp.gather(-1, tgt[:, None])[:, 0].cpu().numpy()}
+                    if clg is not None:
+                        entries[a].update(_to_numpy(cross_terms(lg[n:], clg[n:], target_ids=tgt, spec=spec)))
+            results.append((entries, scored, bad))
+    return results
+
+
 def video_passes(loaded: Loaded, frames: np.ndarray, prompt: dict[str, Any], spec: Any, batch_orders: bool = True,
                  full_logits: bool = False, reduce_on_host: bool = False, answer: str | None = None,
-                 append_eos: bool = False, companion: Loaded | None = None,
-                 ) -> tuple[dict[str, dict[str, np.ndarray]], torch.Tensor, dict[str, int]]:
+                 append_eos: bool = False, compile_reduce: bool = False, companion: Loaded | None = None) -> Result:
     """Both passes of one video: ({pass: reduced arrays}, scored positions, {pass: nonfinite count}).
 
     With `answer` (optional target-based slice, off by default) the prompt is not truncated, the
@@ -106,58 +195,15 @@ def video_passes(loaded: Loaded, frames: np.ndarray, prompt: dict[str, Any], spe
     positions of each pass are reduced the same way under the pass names `nat_answer`,
     `rev_answer`, with `target_ids` [A] and `target_logp` [A] (log-probability of each true answer
     token given everything before it). The video positions are unchanged (causal model).
-
-    With `companion` (a reference model's passes: `loaded` is the reference, `companion` the target)
-    the target also runs on the identical inputs and every pass gains the exact cross terms of
-    `vidsme.reduce.cross_terms` (KL both ways, the reference's log-prob at the target's token)."""
-    reduce_logits = _reduce_fn()
-    orders = {"nat": frames, "rev": np.ascontiguousarray(frames[::-1])}
-    logits: dict[str, torch.Tensor] = {}
-    clogits: dict[str, torch.Tensor] = {}
-    scored = None
-    with torch.inference_mode():
-        groups = [list(PASSES)] if batch_orders else [[p] for p in PASSES]
-        for group in groups:
-            inputs, pos = build_inputs(loaded, [orders[p] for p in group], prompt, truncate=answer is None)
-            if scored is not None and not torch.equal(pos, scored):
-                raise RuntimeError("natural and reversed passes have different scored positions")
-            scored = pos
-            keep = pos
-            if answer is not None:
-                inputs, ans_ids, ans_pos = append_answer(loaded, inputs, answer, eos=append_eos)
-                keep = torch.cat([pos, ans_pos])
-            out = forward_scored(loaded, copy.copy(inputs), keep, full_logits=full_logits)
-            cout = None if companion is None else forward_scored(companion, copy.copy(inputs), keep, full_logits=full_logits)
-            for i, p in enumerate(group):
-                logits[p] = out[i]
-                if cout is not None:
-                    clogits[p] = cout[i]
-        entries, bad = {}, {}
-        n = int(scored.numel())
-        for p in PASSES:
-            lg = logits[p].cpu() if reduce_on_host else logits[p]
-            red = reduce_logits(lg[:n], spec)
-            bad[p] = _nonfinite(red, lg[:n])
-            entries[p] = _to_numpy(red)
-            if companion is not None:
-                entries[p].update(_to_numpy(cross_terms(lg[:n], clogits[p][:n], spec=spec)))
-            if answer is not None:
-                a = f"{p}_answer"
-                red = reduce_logits(lg[n:], spec)
-                bad[a] = _nonfinite(red, lg[n:])
-                lp = torch.log_softmax(lg[n:].double(), dim=-1)
-                tgt = ans_ids.to(lp.device)
-                entries[a] = {**_to_numpy(red), "target_ids": tgt.cpu().numpy(),
-                              "target_logp": lp.gather(-1, tgt[:, None])[:, 0].cpu().numpy()}
-                if companion is not None:
-                    entries[a].update(_to_numpy(cross_terms(lg[n:], clogits[p][n:], target_ids=tgt, spec=spec)))
-    assert scored is not None
-    return entries, scored, bad
+    `companion`: see `compute_passes`."""
+    fw = prepare_passes(loaded, [frames], prompt, batch_orders, answer, append_eos)
+    return compute_passes(loaded, fw, spec, full_logits, reduce_on_host, compile_reduce, companion)[0]
 
 
 def run_shard(loaded: Loaded, frames: dict[str, np.ndarray], prompt: dict[str, Any], spec: Any,
               out_path: str | Path, header_extra: dict[str, str] | None = None, batch_orders: bool = True,
               answers: dict[str, str | tuple[dict[str, Any], str]] | None = None, append_eos: bool = False,
+              videos_per_forward: int = 1, prefetch: int = 1, compile_reduce: bool = False,
               companion: Loaded | None = None) -> dict[str, Any]:
     """Run both passes on every video of `frames` ({video_id: (F, H, W, 3) uint8}) and write one dump.
 
@@ -166,8 +212,14 @@ def run_shard(loaded: Loaded, frames: dict[str, np.ndarray], prompt: dict[str, A
     shared `prompt`, or {video_id: (that video's prompt, answer text)} (`vidsme.prompts.answer_item`:
     same system text and prefix, the video's question after the video). Returns a summary:
     {"videos": {video_id: {"status", "positions", "nonfinite": {pass: n}}},
-    "n_nonfinite_videos": int, "path": str}. Status is "ok" or "nonfinite" (NaN/inf logits).
-    `companion` (a reference model's dump: the target) adds the cross terms to every pass (`video_passes`).
+    "n_nonfinite_videos": int, "path": str, "feed": {...}}. Status is "ok" or "nonfinite" (NaN/inf logits).
+
+    Feeding (`vidsme.feed`): `videos_per_forward` videos share one forward where they can (same
+    frame shape and prompt, no answer slice; an out-of-memory error halves it, logged, down to one
+    video, where the error says what to change); `prefetch` groups are prepared ahead by a worker
+    thread; `compile_reduce` fuses the reduction with torch.compile. "feed" reports the time spent
+    waiting for inputs (`wait_fraction` of the wall time of the passes).
+    `companion` (a reference model's dump: the target) adds the cross terms to every pass (`compute_passes`).
     """
     if companion is not None:
         check_companion(loaded, companion)
@@ -178,20 +230,53 @@ def run_shard(loaded: Loaded, frames: dict[str, np.ndarray], prompt: dict[str, A
     positions: dict[str, list[list[int]]] = {}
     summary: dict[str, dict[str, Any]] = {}
     t0 = time.perf_counter()
-    for i, (vid, fr) in enumerate(frames.items(), 1):
+    items = []
+    for vid, fr in frames.items():
         item = (answers or {}).get(vid)
         vprompt, answer = item if isinstance(item, tuple) else (prompt, item)
+        items.append(Item(vid, fr, vprompt, answer))
+
+    def prepare(group: list[Item]) -> list[Forward]:
         try:
-            ent, scored, bad = video_passes(loaded, fr, vprompt, spec, batch_orders=batch_orders, answer=answer,
-                                            append_eos=append_eos, companion=companion)
-        except torch.cuda.OutOfMemoryError as e:
-            raise RuntimeError(_oom_message(loaded, vid, batch_orders)) from e
-        entries[vid] = ent
-        positions[vid] = _runs(scored)
-        summary[vid] = {"status": "nonfinite" if any(bad.values()) else "ok", "positions": int(scored.numel()),
-                        "nonfinite": bad}
-        log.info("video %d/%d %s: %d positions, %s (%.1f s so far)", i, len(frames), vid, int(scored.numel()),
-                 summary[vid]["status"], time.perf_counter() - t0)
+            return prepare_passes(loaded, [it.frames for it in group], group[0].prompt, batch_orders,
+                                  group[0].answer, append_eos)
+        except ValueError as e:
+            raise ValueError(f"video {', '.join(repr(it.vid) for it in group)}: {e}") from e
+
+    threads = torch.get_num_threads()  # the worker thread uses the caller's intra-op thread count (pinned runs)
+    feeder = Feeder(items, prepare, k=videos_per_forward, prefetch=prefetch,
+                    initializer=lambda: torch.set_num_threads(threads))
+    halvings = 0
+    try:
+        for group, prepared, _ in feeder:
+            try:
+                results = compute_passes(loaded, prepared, spec, compile_reduce=compile_reduce, companion=companion)
+            except torch.cuda.OutOfMemoryError as e:
+                if len(group) == 1:
+                    raise RuntimeError(_oom_message(loaded, group[0].vid, batch_orders)) from e
+                del prepared
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                halvings += 1
+                log.warning("out of memory with %d videos per forward (%s ...); halving to %d", len(group),
+                            group[0].vid, len(group) // 2)
+                feeder.retry(group, len(group) // 2)
+                continue
+            for it, (ent, scored, bad) in zip(group, results):
+                entries[it.vid] = ent
+                positions[it.vid] = _runs(scored)
+                summary[it.vid] = {"status": "nonfinite" if any(bad.values()) else "ok",
+                                   "positions": int(scored.numel()), "nonfinite": bad}
+                log.info("video %d/%d %s: %d positions, %s (%.1f s so far)", len(entries), len(frames), it.vid,
+                         int(scored.numel()), summary[it.vid]["status"], time.perf_counter() - t0)
+    finally:
+        feeder.close()
+    wall = time.perf_counter() - t0
+    feed = {"videos_per_forward": feeder.k, "prefetch": prefetch, "halvings": halvings,
+            "wait_s": round(feeder.wait_s, 4), "wall_s": round(wall, 4),
+            "wait_fraction": round(feeder.wait_s / wall, 4) if wall > 0 else 0.0}
+    log.info("passes: %d videos in %.1f s, waiting for inputs %.0f%% of the time (%d per forward, prefetch %d)",
+             len(entries), wall, 100 * feed["wait_fraction"], feeder.k, prefetch)
     counts = sorted({int(f.shape[0]) for f in frames.values()})
     header = {
         "model_id": loaded.model_id, "model_path": loaded.model_id, "revision": str(loaded.revision or ""), "dtype": loaded.dtype,
@@ -199,7 +284,7 @@ def run_shard(loaded: Loaded, frames: dict[str, np.ndarray], prompt: dict[str, A
         "prompt": json.dumps(prompt, sort_keys=True), "prompt_hash": prompt_hash(text), "reduce_spec": _spec_json(spec),
         "scored_positions": json.dumps(positions, sort_keys=True),
         "passes": json.dumps(list(PASSES) + ([f"{p}_answer" for p in PASSES] if answers else [])),
-        "batch_orders": str(bool(batch_orders)), "answer_slice": str(bool(answers)), "answer_eos": str(bool(answers) and append_eos), "vidsme_version": __version__,
+        "batch_orders": str(bool(batch_orders)), "videos_per_forward": str(videos_per_forward), "answer_slice": str(bool(answers)), "answer_eos": str(bool(answers) and append_eos), "vidsme_version": __version__,
         "torch_version": torch.__version__, "transformers_version": _tf_version(),
         "companion_model_path": companion.model_id if companion is not None else "",
     }
@@ -209,7 +294,7 @@ def run_shard(loaded: Loaded, frames: dict[str, np.ndarray], prompt: dict[str, A
         header[k] = v if isinstance(v, str) else json.dumps(v, sort_keys=True)
     path = write_shard(out_path, entries, header)
     n_bad = sum(s["status"] != "ok" for s in summary.values())
-    return {"videos": summary, "n_nonfinite_videos": n_bad, "path": str(path)}
+    return {"videos": summary, "n_nonfinite_videos": n_bad, "path": str(path), "feed": feed}
 
 
 def check_companion(loaded: Loaded, companion: Loaded) -> None:

@@ -8,40 +8,38 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from vidsme.samples import read_sheet, shard_rows
+from vidsme.atomic import write_safetensors, write_text, write_tsv
+from vidsme.metrics import NONFINITE_DEFAULT
+from vidsme.samples import check_eval_rows, read_sheet, shard_rows
 
 log = logging.getLogger("vidsme.pipeline")
-
-
-def write_tsv(df: pd.DataFrame, path: str | Path) -> None:
-    """Write a TSV atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    df.to_csv(tmp, sep="\t", index=False)
-    os.replace(tmp, path)
 
 
 def prepare_sheet(sheet: str, out: str, video_root: str | None = None, split: str | None = "eval") -> pd.DataFrame:
     """Validate the sample sheet, resolve paths, keep one split; write the workflow's copy."""
     df = read_sheet(sheet, video_root or None, split=split)
+    if split == "eval":  # the evaluated rows: the metrics need 2 members and 2 non-members
+        check_eval_rows(df, sheet)
     write_tsv(df, out)
     log.info("%d videos (%d members, %d non-members) from %s", len(df), int(df.label.sum()), int((1 - df.label).sum()), sheet)
     return df
 
 
-def extract_frames(sheet: str, shard: int, shard_size: int, num_frames: int, out_npz: str, out_manifest: str, on_error: str) -> None:
-    """Frames of one shard of the sheet."""
+def extract_frames(sheet: str, shard: int, shard_size: int, num_frames: int, out_npz: str, out_manifest: str, on_error: str,
+                   n_shards: int | None = None) -> None:
+    """Frames of one shard of the sheet (the last of `n_shards` shards takes every remaining row)."""
     from vidsme.frames import extract_shard
 
-    rows = shard_rows(pd.read_csv(sheet, sep="\t", dtype=str, keep_default_na=False), shard, shard_size)
+    rows = shard_rows(pd.read_csv(sheet, sep="\t", dtype=str, keep_default_na=False), shard, shard_size, n_shards)
+    if len(rows) > shard_size:
+        log.warning("%s has more rows than the %d shard(s) of %d planned: shard %d takes the %d extra", sheet, n_shards,
+                    shard_size, shard, len(rows) - shard_size)
     extract_shard(list(zip(rows.video_id, rows.path)), num_frames, out_npz, out_manifest, on_error=on_error)
 
 
@@ -51,6 +49,8 @@ LOAD_KEYS = ("id", "revision", "dtype", "device", "attn_implementation", "trust_
 def load_cfg(model_cfg: dict[str, Any], model_dir: str | None) -> dict[str, Any]:
     """The loading keys of a model config; a local model folder (workflow-made targets) replaces the id."""
     cfg = {k: model_cfg[k] for k in LOAD_KEYS if k in model_cfg}
+    if model_cfg.get("offline", True):  # model.offline (default): the local cache or a local directory only
+        cfg["local_files_only"] = True
     if model_dir is not None:
         cfg["id"] = model_dir
     return cfg
@@ -84,8 +84,14 @@ def model_pass(model_cfg: dict[str, Any], model_dir: str | None, frames_npz: str
     from vidsme.reduce import ReduceSpec
 
     cfg = load_cfg(model_cfg, model_dir)
+    header = {"model_source": model_cfg.get("source", ""), "model_id": str(model_cfg.get("id") or cfg.get("id")),
+              "revision": str(model_cfg.get("revision"))}
+    if companion_cfg is not None:
+        header["companion_model_id"] = str(companion_cfg.get("id") or companion_dir)
     man = pd.read_csv(manifest, sep="\t", dtype=str, keep_default_na=False)
     ok = set(man.video_id[man.status == "ok"])
+    if not ok:
+        return empty_dump(out, manifest, header)
     frames = {k: v for k, v in load_frames(frames_npz).items() if k in ok}
     answers = None
     if answer_cfg and answer_cfg.get("enabled"):
@@ -95,11 +101,35 @@ def model_pass(model_cfg: dict[str, Any], model_dir: str | None, frames_npz: str
         answers = {vid: answer_item(rows.loc[vid].to_dict(), prompt) for vid in frames}
     loaded = load_model(cfg)
     companion = load_model(load_cfg(companion_cfg, companion_dir)) if companion_cfg is not None else None
-    header = {"model_source": model_cfg.get("source", ""), "model_id": str(model_cfg.get("id") or cfg["id"]), "revision": str(model_cfg.get("revision"))}
-    if companion_cfg is not None:
-        header["companion_model_id"] = str(companion_cfg.get("id") or companion_dir)
     return run_shard(loaded, frames, prompt, ReduceSpec.from_dict(reduce_cfg), out, header_extra=header, batch_orders=model_cfg.get("batch_orders", True),
-                     answers=answers, append_eos=bool((answer_cfg or {}).get("append_eos")), companion=companion)
+                     answers=answers, append_eos=bool((answer_cfg or {}).get("append_eos")), companion=companion,
+                     **feed_options(model_cfg))
+
+
+FEED_DEFAULTS = {"videos_per_forward": 1, "prefetch": 1, "compile_reduce": False}  # = config.schema.yaml model.*
+
+
+def feed_options(model_cfg: dict[str, Any]) -> dict[str, Any]:
+    """run_shard's feeding options from the model block (defaults as in the config schema)."""
+    opts = {k: model_cfg.get(k, v) for k, v in FEED_DEFAULTS.items()}
+    for k in ("videos_per_forward", "prefetch"):
+        v = opts[k]
+        if isinstance(v, bool) or not isinstance(v, int) or v < (1 if k == "videos_per_forward" else 0):
+            raise ValueError(f"config key model.{k} must be an integer >= {1 if k == 'videos_per_forward' else 0}, got {v!r}")
+    if not isinstance(opts["compile_reduce"], bool):
+        raise ValueError(f"config key model.compile_reduce must be true or false, got {opts['compile_reduce']!r}")
+    return opts
+
+
+def empty_dump(out: str, manifest: str, header: dict[str, str]) -> dict[str, Any]:
+    """The dump of a shard whose videos were all skipped at frame extraction: a valid dump with no
+    video (no model is loaded); every later step reads it as a shard that contributes no scores."""
+    from vidsme import __version__
+    from vidsme.dump import write_shard
+
+    log.warning("every video of this shard was skipped at frame extraction (%s): writing an empty dump", manifest)
+    write_shard(out, {}, {**header, "empty_shard": "true", "passes": "[]", "vidsme_version": __version__})
+    return {"videos": {}, "n_nonfinite_videos": 0, "path": str(out)}
 
 
 SLICES = {"video": ("nat", "rev"), "answer": ("nat_answer", "rev_answer")}  # scored slice -> dump pass names
@@ -126,8 +156,6 @@ def position_series(dump: str, qr_tsv: str, out: str, fixed_q: float, fixed_r: f
     true targets; needs a dump made with the answer slice). `ref_dump`: the same shard's dump of a
     reference model made with the target as companion; adds the reference-model attacks' series
     (`vidsme.attacks.reference_series`)."""
-    from safetensors.numpy import save_file
-
     from vidsme.attacks import n_excluded
     from vidsme.attacks import position_series as series_of
     from vidsme.dump import read_shard
@@ -162,11 +190,7 @@ def position_series(dump: str, qr_tsv: str, out: str, fixed_q: float, fixed_r: f
             series.update(reference_series(nat, rev, PassStats.from_arrays(rp[pn]), PassStats.from_arrays(rp[pr]), x_nat, q, r))
         for name, values in series.items():
             tensors[f"{vid}/{name}"] = np.ascontiguousarray(np.asarray(values, dtype=np.float64))
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"source_dump": str(dump), "model_id": header.get("model_id", ""), "slice": slice_name})
-    os.replace(tmp, path)
+    write_safetensors(out, tensors, {"source_dump": str(dump), "model_id": header.get("model_id", ""), "slice": slice_name})
 
 
 def aggregate(series_files: list[str], qr_tsv: str, sheet_tsv: str, k_grid: list[float], model_cfg: dict[str, Any], num_frames: int, out: str) -> pd.DataFrame:
@@ -194,7 +218,7 @@ def aggregate(series_files: list[str], qr_tsv: str, sheet_tsv: str, k_grid: list
     return df
 
 
-def metrics(scores_tsv: str, out: str, fprs: list[float], n_boot: int, seed: int, nonfinite: str = "lowest") -> pd.DataFrame:
+def metrics(scores_tsv: str, out: str, fprs: list[float], n_boot: int, seed: int, nonfinite: str = NONFINITE_DEFAULT) -> pd.DataFrame:
     """AUC (with bootstrap CI), balanced accuracy and TPR at low FPR for every attack and K."""
     from vidsme.metrics import evaluate
 
@@ -248,7 +272,7 @@ def provenance(config: dict[str, Any], model_key: str, out: str, root: str = "."
     from vidsme.numerics import effective
 
     info["numerics"] = effective()
-    Path(out).write_text(json.dumps(info, indent=2, default=str))
+    write_text(out, json.dumps(info, indent=2, default=str))
     return info
 
 

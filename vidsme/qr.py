@@ -30,11 +30,12 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from vidsme.frames import atomic_write_text
+from vidsme.atomic import write_text
 
-__all__ = ["map_qr", "map_qr_from", "unit_position", "qr_table", "qr_table_from", "QR_COLUMNS", "SKIPPED_COLUMNS"]
+__all__ = ["map_qr", "map_qr_from", "unit_position", "qr_table", "qr_table_from", "MODES", "QR_COLUMNS", "SKIPPED_COLUMNS"]
 
 Mode = Literal["minmax", "rank", "fixed"]
+MODES: tuple[str, ...] = ("minmax", "rank", "fixed")  # the config's qr.mode choices
 QR_COLUMNS = ("video_id", "n_decoded", "k1", "k3", "q", "r")
 SKIPPED_COLUMNS = ("video_id", "n_decoded", "status", "reason")
 
@@ -90,8 +91,8 @@ def map_qr(
             if v is None or not (math.isfinite(v) and v > 0):
                 raise ValueError(f"mode='fixed' needs {name} finite and > 0, got {v!r}")
         return np.full(a1.size, float(fixed_q)), np.full(a1.size, float(fixed_r))  # type: ignore[arg-type]
-    if mode not in ("minmax", "rank"):
-        raise ValueError(f"mode must be 'minmax', 'rank' or 'fixed', got {mode!r}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
     q = 1.0 + beta1 * (1.0 - unit_position(a1, mode))
     r = 1.0 + beta2 * unit_position(a3, mode)
     return q, r
@@ -120,7 +121,7 @@ def _fmt(v: object) -> str:
 
 def _write(path: str | os.PathLike[str], columns: Sequence[str], rows: list[tuple[object, ...]]) -> None:
     lines = ["\t".join(columns)] + ["\t".join(_fmt(v) for v in row) for row in rows]
-    atomic_write_text(path, "\n".join(lines) + "\n")
+    write_text(path, "\n".join(lines) + "\n")
 
 
 def qr_table(

@@ -9,13 +9,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from vidsme.atomic import atomic_path, write_text
+
 
 def _pct(x: float) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}"
 
 
 def main_table(metrics: pd.DataFrame, main_k: float, fprs: list[float]) -> pd.DataFrame:
-    """One row per attack: at K = main_k for K-dependent attacks, else its single row; sorted by AUC."""
+    """One row per attack: at K = main_k for K-dependent attacks, else its single row; sorted by AUC
+    (descending), ties by attack name, so the order never depends on the input's row order."""
     m = metrics.copy()
     m["k"] = m["k"].astype("float64")
     keyed = m[np.isclose(m["k"].fillna(-1.0), main_k)]
@@ -27,7 +30,25 @@ def main_table(metrics: pd.DataFrame, main_k: float, fprs: list[float]) -> pd.Da
     cols["Acc"] = t["acc"]
     for f in fprs[:2]:
         cols[f"TPR@{100 * f:g}%FPR"] = t[f"tpr@{f:g}"]
-    return pd.DataFrame(cols).sort_values("AUC", ascending=False).reset_index(drop=True)
+    t = pd.DataFrame(cols).sort_values("attack", kind="stable")
+    return t.sort_values("AUC", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def coverage(sheet_tsv: str, skipped_tsv: str, metrics_tsv: str) -> str:
+    """"N of M videos scored, K skipped (see skipped.tsv)": M evaluated rows of the workflow's sheet,
+    K listed in the skipped table, N scored (members + non-members in the metrics)."""
+    def rows(path: str) -> int:
+        return len(pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False))
+
+    m = pd.read_csv(metrics_tsv, sep="\t")
+    n = int((m["n_members"] + m["n_nonmembers"]).max()) if len(m) else 0
+    return f"{n} of {rows(sheet_tsv)} videos scored, {rows(skipped_tsv)} skipped (see {skipped_tsv})"
+
+
+def _missing_at_main_k(metrics: pd.DataFrame, table: pd.DataFrame, main_k: float) -> str:
+    """A note naming the attacks that have no row at K = main_k (e.g. Min-K% Prob stops at 90%)."""
+    missing = sorted(set(metrics["attack"]) - set(table["attack"]))
+    return f" Not defined at K = {100 * main_k:g}% (not shown): {', '.join(missing)}." if missing else ""
 
 
 def _shown(t: pd.DataFrame) -> pd.DataFrame:
@@ -40,15 +61,19 @@ def _shown(t: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
-def _header(metrics: pd.DataFrame, title: str = "") -> str:
+def _header(metrics: pd.DataFrame, t: pd.DataFrame, main_k: float, title: str = "", coverage: str = "") -> str:
+    """`title`, `coverage` (see :func:`coverage`), the member counts and the attacks not defined at `main_k`."""
     n1, n0 = int(metrics["n_members"].iloc[0]), int(metrics["n_nonmembers"].iloc[0])
-    return (f"**{title}.** " if title else "") + f"Members: {n1}, non-members: {n0}. Scores: higher = member. Values in %.\n\n"
+    return (f"**{title}.** " if title else "") + (f"{coverage}. " if coverage else "") + \
+        f"Members: {n1}, non-members: {n0}. Scores: higher = member. Values in %." + _missing_at_main_k(metrics, t, main_k) + "\n\n"
 
 
-def markdown_table(metrics: pd.DataFrame, main_k: float, fprs: list[float], title: str = "", verdict: str = "") -> str:
-    """The main table in Markdown, headed by the member counts (and `title`), as in `tables/main.md`;
-    `verdict` (the blind baseline's line, `blind_header`) follows the header."""
-    return _header(metrics, title) + verdict + _markdown(_shown(main_table(metrics, main_k, fprs))) + "\n"
+def markdown_table(metrics: pd.DataFrame, main_k: float, fprs: list[float], title: str = "", verdict: str = "",
+                   coverage: str = "") -> str:
+    """The main table in Markdown, as in `tables/main.md`: headed by `_header`; `verdict` (the blind
+    baseline's line, `blind_header`) follows the header."""
+    t = main_table(metrics, main_k, fprs)
+    return _header(metrics, t, main_k, title, coverage) + verdict + _markdown(_shown(t)) + "\n"
 
 
 def with_blind(metrics: pd.DataFrame, blind_tsv: str | None) -> pd.DataFrame:
@@ -73,8 +98,9 @@ def blind_header(blind_tsv: str | None, margin: float) -> str:
 
 def write_tables(metrics_tsv: str, md: str, csv: str, tex: str, k_sweep: str, main_k: float, fprs: list[float],
                  title: str = "", blind_tsv: str | None = None, verdict_margin: float = 0.02,
-                 base: dict[str, Any] | None = None) -> pd.DataFrame:
-    """The main table in three formats, and the AUC-versus-K sweep; `title` heads the Markdown.
+                 base: dict[str, Any] | None = None, coverage: str = "") -> pd.DataFrame:
+    """The main table in three formats, and the AUC-versus-K sweep; `title` heads the Markdown, and
+    `coverage` (see :func:`coverage`) heads the Markdown and the LaTeX.
 
     With `blind_tsv` the blind baseline is a row of the table and its verdict a line of the header.
     `base` (keyword arguments of `add_base_columns` but the table and K) adds the base-target columns."""
@@ -83,16 +109,18 @@ def write_tables(metrics_tsv: str, md: str, csv: str, tex: str, k_sweep: str, ma
     t = main_table(rows, main_k, fprs)
     if base:
         t = add_base_columns(t, main_k, **base)
-    t.to_csv(csv, index=False)
+    with atomic_path(csv) as tmp:
+        t.to_csv(tmp, index=False)
     shown = _shown(t)
     if base:
         shown = show_base_columns(shown, t)
     legend = base_legend(base.get("label", "base target"), int(base.get("n_boot", 1000)), int(base.get("seed", 0))) if base else ""
-    Path(md).write_text(_header(metrics, title) + blind_header(blind_tsv, verdict_margin) + _markdown(shown) + "\n" + legend)
-    Path(tex).write_text(_latex(shown))
+    write_text(md, _header(rows, t, main_k, title, coverage) + blind_header(blind_tsv, verdict_margin) + _markdown(shown) + "\n" + legend)
+    write_text(tex, (f"% {coverage}\n" if coverage else "") + _latex(shown))
     sweep = metrics[metrics["k"].notna()].pivot_table(index="attack", columns="k", values="auc")
     sweep.columns = [f"K={100 * k:g}%" for k in sweep.columns]
-    sweep.to_csv(k_sweep)
+    with atomic_path(k_sweep) as tmp:
+        sweep.to_csv(tmp)
     return t
 
 

@@ -19,7 +19,8 @@ import os
 import cv2
 import numpy as np
 
-from vidsme.frames import atomic_write_text, load_frames, read_manifest
+from vidsme.atomic import write_text
+from vidsme.frames import load_frames, read_manifest
 
 __all__ = ["FARNEBACK", "to_gray", "motion_k1", "illumination_k3", "stats_shard", "STATS_COLUMNS"]
 
@@ -109,5 +110,5 @@ def stats_shard(
     for vid, n, k1, k3, status, reason in rows:
         ks = ("", "") if status != "ok" else (_fmt(k1), _fmt(k3))
         lines.append("\t".join((vid, _fmt(n), *ks, status, reason)))
-    atomic_write_text(out_tsv, "\n".join(lines) + "\n")
+    write_text(out_tsv, "\n".join(lines) + "\n")
     return rows

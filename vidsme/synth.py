@@ -17,6 +17,7 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
+from vidsme.atomic import atomic_path, write_tsv
 from vidsme.prompts import CAPTION_INSTRUCTION, SYSTEM_CAPTION, SYSTEM_QA, format_question
 from vidsme.realclips import CONTENT_OPTIONS, REAL_SOURCES, real_clips
 from vidsme.scenes import describe, render, sample_params
@@ -108,9 +109,7 @@ def write_video(frames: np.ndarray, path: Path, fps: int = 8) -> None:
 
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"{path}: frames must be uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.mp4")
-    with av.open(str(tmp), "w", format="mp4", options={"fflags": "+bitexact"}) as c:
+    with atomic_path(path) as tmp, av.open(str(tmp), "w", format="mp4", options={"fflags": "+bitexact"}) as c:
         s = c.add_stream("libx264", rate=fps, options={"crf": "0", "preset": "medium", "threads": "1"})
         s.thread_count = 1
         s.width, s.height = frames.shape[2], frames.shape[1]
@@ -120,7 +119,6 @@ def write_video(frames: np.ndarray, path: Path, fps: int = 8) -> None:
                 c.mux(p)
         for p in s.encode():
             c.mux(p)
-    tmp.replace(path)
 
 
 def generate_frames(cfg: dict[str, Any] | None = None
@@ -207,9 +205,7 @@ def generate_dataset(out_dir: Path, cfg: dict[str, Any] | None = None) -> pd.Dat
         write_video(frames, out_dir / rel, int(c["fps"]))
         rows.append({**row, "path": rel})
     df = pd.DataFrame(rows, columns=SHEET_COLUMNS)
-    tmp = out_dir / "samples.tsv.tmp"
-    df.to_csv(tmp, sep="\t", index=False)
-    tmp.replace(out_dir / "samples.tsv")
+    write_tsv(df, out_dir / "samples.tsv")
     return df
 
 

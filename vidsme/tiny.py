@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+from vidsme.atomic import apply_umask
+
 FAMILIES = ("llava_next_video", "qwen2_5_vl", "video_llava", "llava_onevision")
 
 # Structure of the real templates (USER:/ASSISTANT: for the Llama-based LLaVA families, ChatML for Qwen).
@@ -101,6 +103,11 @@ class TinySizes:
     patch_size: int = 8
     vocab_size: int = 1000
     pad_vocab_to: int = 0  # model vocabulary padded up to this (real checkpoints pad, e.g. Qwen 152064)
+    vision_intermediate_size: int = 0  # 0: 2 x vision_hidden_size
+    vision_window: int = 0  # Qwen2.5-VL window attention size in pixels (0: image_size)
+    mrope_section: tuple[int, ...] = ()  # Qwen2.5-VL text rope split (empty: derived from the head size)
+    video_min_pixels: int = 0  # Qwen2.5-VL video processor pixel bounds (0: image_size ** 2)
+    video_max_pixels: int = 0
 
 
 def _train_tokenizer(corpus: Iterable[str], specials: dict[str, str], vocab_size: int, bos: bool) -> Any:
@@ -131,9 +138,13 @@ def _train_tokenizer(corpus: Iterable[str], specials: dict[str, str], vocab_size
     return fast
 
 
+def _vision_inter(s: TinySizes) -> int:
+    return s.vision_intermediate_size or 2 * s.vision_hidden_size
+
+
 def _vision_clip(s: TinySizes) -> dict[str, Any]:
     return dict(
-        model_type="clip_vision_model", hidden_size=s.vision_hidden_size, intermediate_size=2 * s.vision_hidden_size,
+        model_type="clip_vision_model", hidden_size=s.vision_hidden_size, intermediate_size=_vision_inter(s),
         num_hidden_layers=s.vision_layers, num_attention_heads=s.vision_heads, image_size=s.image_size,
         patch_size=s.patch_size, projection_dim=s.vision_hidden_size,
     )
@@ -204,9 +215,9 @@ def _llava_onevision(s: TinySizes, tok: Any, vocab: int) -> tuple[Any, Any]:
                               LlavaOnevisionVideoProcessor)
 
     vision = dict(
-        model_type="siglip_vision_model", hidden_size=s.vision_hidden_size, intermediate_size=2 * s.vision_hidden_size,
+        model_type="siglip_vision_model", hidden_size=s.vision_hidden_size, intermediate_size=_vision_inter(s),
         num_hidden_layers=s.vision_layers, num_attention_heads=s.vision_heads, image_size=s.image_size,
-        patch_size=s.patch_size,
+        patch_size=s.patch_size, vision_use_head=False,  # as the real checkpoint: no pooling head
     )
     square = dict(size={"height": s.image_size, "width": s.image_size})
     cfg = LlavaOnevisionConfig(
@@ -229,14 +240,14 @@ def _qwen2_5_vl(s: TinySizes, tok: Any, vocab: int) -> tuple[Any, Any]:
 
     head_dim = s.hidden_size // s.num_heads
     half = head_dim // 2
-    mrope = [half - 2 * (half // 3), half // 3, half // 3]
+    mrope = list(s.mrope_section) or [half - 2 * (half // 3), half // 3, half // 3]
     text = _text_qwen2(s, vocab, tok)
     text.update(model_type="qwen2_5_vl_text", rope_parameters={"rope_type": "default", "rope_theta": 1e6,
                                                                 "mrope_section": mrope})
     vision = dict(
-        depth=s.vision_layers, hidden_size=s.vision_hidden_size, intermediate_size=2 * s.vision_hidden_size,
+        depth=s.vision_layers, hidden_size=s.vision_hidden_size, intermediate_size=_vision_inter(s),
         num_heads=s.vision_heads, out_hidden_size=s.hidden_size, patch_size=s.patch_size, spatial_merge_size=2,
-        temporal_patch_size=2, window_size=s.image_size, fullatt_block_indexes=[s.vision_layers - 1],
+        temporal_patch_size=2, window_size=s.vision_window or s.image_size, fullatt_block_indexes=[s.vision_layers - 1],
     )
     cfg = Qwen2_5_VLConfig(
         text_config=text, vision_config=vision, image_token_id=tok.convert_tokens_to_ids("<|image_pad|>"),
@@ -245,7 +256,8 @@ def _qwen2_5_vl(s: TinySizes, tok: Any, vocab: int) -> tuple[Any, Any]:
         vision_end_token_id=tok.convert_tokens_to_ids("<|vision_end|>"), tie_word_embeddings=False,
         bos_token_id=None, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
     )
-    pixels = dict(size={"shortest_edge": s.image_size**2, "longest_edge": s.image_size**2},
+    lo, hi = s.video_min_pixels or s.image_size**2, s.video_max_pixels or s.image_size**2
+    pixels = dict(size={"shortest_edge": lo, "longest_edge": hi},
                   patch_size=s.patch_size, temporal_patch_size=2, merge_size=2)
     proc = Qwen2_5_VLProcessor(
         image_processor=Qwen2VLImageProcessor(**pixels), video_processor=Qwen2VLVideoProcessor(**pixels, do_sample_frames=False),
@@ -262,11 +274,10 @@ _BUILDERS: dict[str, tuple[Callable[..., tuple[Any, Any]], dict[str, str], bool]
 }
 
 
-def build_tiny(family: str, out_dir: Path | str, corpus: Iterable[str] | None = None, seed: int = 0,
-               **sizes: int) -> Path:
-    """Build, seed-initialise and save a tiny model of `family`; returns `out_dir`."""
-    from transformers import AutoModelForImageTextToText
-
+def tiny_parts(family: str, corpus: Iterable[str] | None = None, exact_grid: bool = True,
+               **sizes: Any) -> tuple[Any, Any, TinySizes]:
+    """(model config, processor, sizes) of a tiny (or, with real sizes, 7B-shaped) model of `family`.
+    `exact_grid=False` allows an image size that is not a multiple of 2 x patch (SigLIP's 384 / 14)."""
     if family not in _BUILDERS:
         raise ValueError(f"unknown tiny model family {family!r}; choose one of {', '.join(FAMILIES)}")
     known = {f.name for f in fields(TinySizes)}
@@ -274,15 +285,23 @@ def build_tiny(family: str, out_dir: Path | str, corpus: Iterable[str] | None = 
     if bad:
         raise ValueError(f"unknown size argument(s) {bad} for build_tiny; known: {sorted(known)}")
     s = TinySizes(**sizes)
-    if s.image_size % (2 * s.patch_size):
+    if s.image_size % (2 * s.patch_size) if exact_grid else s.image_size < 2 * s.patch_size:
         raise ValueError(f"image_size {s.image_size} must be a multiple of 2 * patch_size ({2 * s.patch_size})")
     make, specials, bos = _BUILDERS[family]
     texts = list(DEFAULT_CORPUS if corpus is None else corpus)
     if not texts:
         raise ValueError("build_tiny: corpus is empty")
     tok = _train_tokenizer(texts, specials, s.vocab_size, bos)
-    vocab = max(len(tok), s.pad_vocab_to)
-    cfg, proc = make(s, tok, vocab)
+    cfg, proc = make(s, tok, max(len(tok), s.pad_vocab_to))
+    return cfg, proc, s
+
+
+def build_tiny(family: str, out_dir: Path | str, corpus: Iterable[str] | None = None, seed: int = 0,
+               **sizes: Any) -> Path:
+    """Build, seed-initialise and save a tiny model of `family`; returns `out_dir`."""
+    from transformers import AutoModelForImageTextToText
+
+    cfg, proc, s = tiny_parts(family, corpus, **sizes)
     torch.manual_seed(seed)
     model = AutoModelForImageTextToText.from_config(cfg, dtype=torch.float32).eval()
     out = Path(out_dir)
@@ -290,4 +309,5 @@ def build_tiny(family: str, out_dir: Path | str, corpus: Iterable[str] | None = 
     model.save_pretrained(out, safe_serialization=True)
     proc.save_pretrained(out)
     (out / "vidsme_tiny.json").write_text(json.dumps({"family": family, "seed": seed, "sizes": asdict(s)}, indent=1))
+    apply_umask(out)
     return out

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from vidsme.atomic import apply_umask
 from vidsme.prompts import CAPTION_INSTRUCTION, QA_PREFIX, SYSTEM_CAPTION, SYSTEM_QA, format_question
 
 _LOG = logging.getLogger(__name__)
@@ -393,6 +394,7 @@ class _Run:
         out_dir.mkdir(parents=True, exist_ok=True)
         self.loaded.model.save_pretrained(out_dir, safe_serialization=True)
         self.loaded.processor.save_pretrained(out_dir)
+        apply_umask(out_dir)  # safetensors writes 0o600
         meta = self.model_dir / "vidsme_tiny.json"
         if meta.exists() and meta.resolve() != (out_dir / meta.name).resolve():
             shutil.copy(meta, out_dir / meta.name)
@@ -409,6 +411,7 @@ class _Run:
 
         save_file({"generator": self.g.get_state(), "torch": torch.get_rng_state()}, str(Path(out_dir) / STATE))
         (Path(out_dir) / BASE_META).write_text(json.dumps(pretrain_settings(self.c), indent=1, sort_keys=True))
+        apply_umask(out_dir)  # safetensors writes 0o600
 
     def load_state(self) -> None:
         """Continue the random streams of the pretraining run that wrote `model_dir` (see `pretrain`)."""
