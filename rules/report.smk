@@ -176,9 +176,17 @@ rule movement:
         ),
         sheet=f"{RES}/samples.tsv",
     output:
-        md=report(f"{RES}/tables/movement.md", category="Tables"),
+        md=report(
+            f"{RES}/tables/movement.md",
+            caption="../report/movement_table.rst",
+            category="Tables",
+        ),
         csv=f"{RES}/tables/movement.csv",
-        figure=report(f"{RES}/figures/movement.png", category="Figures"),
+        figure=report(
+            f"{RES}/figures/movement.png",
+            caption="../report/movement.rst",
+            category="Figures",
+        ),
     log:
         f"{LOGS}/movement.log",
     params:

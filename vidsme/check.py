@@ -30,9 +30,10 @@ import pandas as pd
 # headline outputs of each workflow target, relative to results/{experiment}/ (copied by --update, compared by the check)
 TARGETS: dict[str, tuple[str, ...]] = {
     "all": ("tables/main*.csv", "tables/k_sweep*.csv", "tables/terciles.csv", "tables/movement.csv",
-            "tables/blind_features.csv", "blind/metrics.tsv", "target/main/memorisation.json"),
+            "tables/blind_features.csv", "blind/metrics.tsv", "tables/dataset_inference*.csv",
+            "target/main/memorisation.json", "target/base/memorisation.json"),
     "ablations": ("tables/ablation_*.csv", "target/*/memorisation.json"),
-    "controls": ("tables/shift_control.csv", "tables/positive_control.csv", "tables/dataset_inference*.csv"),
+    "controls": ("tables/shift_control.csv", "tables/positive_control.csv"),
 }
 EXPECTED = TARGETS["all"]  # the default target's
 SOURCE = "source.json"  # in an expected folder: provenance of the run it was copied from
