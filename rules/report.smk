@@ -182,6 +182,7 @@ rule movement:
             category="Tables",
         ),
         csv=f"{RES}/tables/movement.csv",
+        summary=f"{RES}/tables/movement_summary.csv",
         figure=report(
             f"{RES}/figures/movement.png",
             caption="../report/movement.rst",

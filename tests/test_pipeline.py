@@ -148,7 +148,8 @@ def test_movement_summary(tmp_path: Path) -> None:
     assert len(df) == 60 and list(dict.fromkeys(df.slice)) == ["video", "answer"]
     np.testing.assert_allclose(df.kl_tgt_ref, 2 * df.kl_ref_tgt)
     t = write_movement(files, str(tmp_path / "s.tsv"), str(tmp_path / "m.md"), str(tmp_path / "m.csv"), str(tmp_path / "m.png"),
-                       n_boot=100).set_index("slice")
+                       n_boot=100, summary_csv=str(tmp_path / "ms.csv")).set_index("slice")
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "ms.csv").set_index("slice"), t, check_exact=False, rtol=1e-12)
     assert t.at["answer", "auc"] == 1.0 and t.at["answer", "ratio_of_means"] == pytest.approx(2.0, rel=0.2)
     assert 0.2 < t.at["video", "auc"] < 0.8 and t.at["video", "auc_lo"] < 0.5 < t.at["video", "auc_hi"]
     assert t.at["answer", "mannwhitney_p"] < 1e-4 < t.at["video", "mannwhitney_p"]

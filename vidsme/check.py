@@ -29,7 +29,7 @@ import pandas as pd
 
 # headline outputs of each workflow target, relative to results/{experiment}/ (copied by --update, compared by the check)
 TARGETS: dict[str, tuple[str, ...]] = {
-    "all": ("tables/main*.csv", "tables/k_sweep*.csv", "tables/terciles.csv", "tables/movement.csv",
+    "all": ("tables/main*.csv", "tables/k_sweep*.csv", "tables/terciles.csv", "tables/movement*.csv",
             "tables/blind_features.csv", "blind/metrics.tsv", "tables/dataset_inference*.csv",
             "target/main/memorisation.json", "target/base/memorisation.json"),
     "ablations": ("tables/ablation_*.csv", "target/*/memorisation.json"),

@@ -105,12 +105,19 @@ def _figure(df: pd.DataFrame, path: str, label: str) -> None:
 
 
 def write_movement(series_files: list[str], sheet_tsv: str, md: str, csv: str, figure: str, n_boot: int = 1000,
-                   seed: int = 0, label: str = "base target") -> pd.DataFrame:
-    """`tables/movement.md` (summary), `tables/movement.csv` (per video) and the histograms figure."""
+                   seed: int = 0, label: str = "base target", summary_csv: str | None = None) -> pd.DataFrame:
+    """`tables/movement.md` and `summary_csv` (the summary), `tables/movement.csv` (per video) and the
+    histograms figure."""
+    from vidsme.atomic import atomic_path, write_text
+
     df = per_video(series_files, sheet_tsv)
     t = summary(df, n_boot=n_boot, seed=seed)
     short = "reference" if label != "base target" else "base"
-    df.to_csv(csv, index=False)
-    Path(md).write_text(_markdown(t, short))
+    with atomic_path(csv) as tmp:
+        df.to_csv(tmp, index=False)
+    if summary_csv:
+        with atomic_path(summary_csv) as tmp:
+            t.to_csv(tmp, index=False)
+    write_text(md, _markdown(t, short))
     _figure(df, figure, short)
     return t
