@@ -26,7 +26,9 @@ env:           ## build (once) the shared dependencies, then this checkout's .ve
 reproduce: env
 	@start=$$(date +%s); \
 	$(PY) -m snakemake --cores $(CORES) --configfile $(CONFIG) --printshellcmds $(ARGS) && \
-	echo "Done in $$(( $$(date +%s) - start )) s. Tables: results/embedded/tables/  Figures: results/embedded/figures/  README of outputs: results/README.md" && \
+	wall=$$(( $$(date +%s) - start )) && \
+	echo "Done in $$wall s." && \
+	$(PY) benchmarks/run_summary.py --configfile $(CONFIG) --wall $$wall && \
 	$(PY) -m vidsme.check --configfile $(CONFIG) --missing-ok
 
 check: env     ## compare a finished run with results/expected/ (EXP=name or CONFIG=file; TARGET=all|ablations|controls)
