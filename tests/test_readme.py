@@ -37,6 +37,14 @@ def test_pivot_and_values(source: Path) -> None:
     assert readme.render_value(readme._spec("file=e/tables/m.csv; row=attack:a; col=AUC; pct"), source) == "91.2"
 
 
+def test_value_by_several_row_conditions(source: Path) -> None:
+    assert readme.render_value({"file": "e/tables/f.csv", "row": "attack:b,frames:4", "col": "auc", "pct": ""}, source) == "80.0"
+    with pytest.raises(readme.ReadmeError, match="does not select one value"):
+        readme.render_value({"file": "e/tables/f.csv", "row": "attack:b", "col": "auc"}, source)
+    with pytest.raises(readme.ReadmeError, match="no column 'slice'"):
+        readme.render_value({"file": "e/tables/f.csv", "row": "attack:b,slice:video", "col": "auc"}, source)
+
+
 def test_render_replaces_stale_numbers_and_names_bad_markers(source: Path) -> None:
     text = ("AUC <!-- v file=e/mem.json; key=eval.auc; fmt=.3f -->0.970<!-- /v --> and\n"
             "<!-- table file=e/tables/m.csv; rows=top:1; cols=attack,AUC; pct=AUC -->\n| stale |\n<!-- /table -->\n")

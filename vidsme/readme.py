@@ -13,7 +13,8 @@ source under `results/expected/` (invisible when rendered):
 Table options: `rows` (values of the first column, in this order; or `top:N` by the table's order),
 `where` (`col=value,...` filters), `pivot` (`index:col,columns:col,values:col`), `cols` (shown, in
 order; `a>b` renames a to b), `pct` (columns shown x100 with one decimal), `fmt` (Python format of
-other numbers, default `.3g`). Inline options: `key` (JSON path, dot-separated) or `row` (`col:value`)
+other numbers, default `.3g`). Inline options: `key` (JSON path, dot-separated) or `row` (`col:value`, or
+several `col:value` separated by commas, all of which must hold)
 with `col`, and `fmt` or `pct`. `render` rewrites every block from the files; the doc test asserts
 the README equals its rendering, so a README number cannot drift from the expected results.
 
@@ -125,8 +126,12 @@ def render_value(spec: dict[str, str], source: Path = SOURCE) -> str:
                 raise ReadmeError(f"{spec['file']}: no key {spec['key']!r}")
             x = x[part]
     else:
-        col, _, val = spec["row"].partition(":")
-        sel = doc[doc[col].astype(str) == val]
+        sel = doc
+        for cond in spec["row"].split(","):  # col:value[,col:value...]
+            col, _, val = cond.partition(":")
+            if col not in doc.columns:
+                raise ReadmeError(f"{spec['file']}: row= names no column {col!r} (columns: {list(doc.columns)})")
+            sel = sel[sel[col].astype(str) == val]
         if len(sel) != 1 or spec.get("col") not in doc.columns:
             raise ReadmeError(f"{spec['file']}: row {spec['row']!r} / col {spec.get('col')!r} does not select one value")
         x = sel.iloc[0][spec["col"]]
