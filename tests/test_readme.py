@@ -41,6 +41,7 @@ def test_value_by_several_row_conditions(source: Path) -> None:
     assert readme.render_value({"file": "e/tables/f.csv", "row": "attack:b,frames:4", "col": "auc", "pct": ""}, source) == "80.0"
     with pytest.raises(readme.ReadmeError, match="does not select one value"):
         readme.render_value({"file": "e/tables/f.csv", "row": "attack:b", "col": "auc"}, source)
+    assert readme.render_value({"file": "e/tables/m.csv", "row": "attack:a", "col": "AUC 95% CI", "fmt": ".5s"}, source) == "[88.0"
     with pytest.raises(readme.ReadmeError, match="no column 'slice'"):
         readme.render_value({"file": "e/tables/f.csv", "row": "attack:b,slice:video", "col": "auc"}, source)
 

@@ -65,7 +65,7 @@ def _load(rel: str, source: Path) -> Any:
 
 def _fmt(x: Any, fmt: str, pct: bool) -> str:
     if isinstance(x, str):
-        return x
+        return format(x, fmt) if fmt.endswith("s") else x  # e.g. fmt=.7s: a commit id's first 7 characters
     if isinstance(x, bool) or type(x).__name__ == "bool_":
         return "yes" if x else "no"
     if x is None or (isinstance(x, float) and math.isnan(x)):
