@@ -1,6 +1,6 @@
 """Benchmark of the blind baseline at scale: 1,000 videos of the embedded default's size.
 
-Run on demand: ``python benchmarks/bench_blind.py [--quick] [--videos 1000] [--run-seconds 306]``.
+Run on demand: ``python benchmarks/bench_blind.py [--quick] [--videos 1000] [--run-seconds 306] [--out FILE]``.
 
 Builds, outside the timing, what the workflow would have for N embedded-size videos (procedural
 scenes of `vidsme.scenes`, 64x64, 16 sampled frames, in shards of 16 with manifests, a (q, r)
@@ -63,6 +63,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="200 videos")
     ap.add_argument("--videos", type=int, default=1000)
     ap.add_argument("--run-seconds", type=float, default=306.0, help="wall time of the default run to compare with")
+    ap.add_argument("--out", type=Path, default=None, help="default: benchmarks/out/blind.json (blind_quick.json with --quick)")
     a = ap.parse_args()
     n = 200 if a.quick else a.videos
     with tempfile.TemporaryDirectory() as d:
@@ -84,7 +85,7 @@ def main() -> None:
            "step_cpu_s": round(step, 2), "step_wall_s": round(step_wall, 2), "run_seconds": a.run_seconds,
            "features_fraction_of_run": round(features / a.run_seconds, 4), "step_fraction_of_run": round(step / a.run_seconds, 4),
            "blind_auc": round(m["auc"], 3), "blind_auc_ci": [round(m["auc_lo"], 3), round(m["auc_hi"], 3)]}
-    path = ROOT / "benchmarks" / "out" / ("blind_quick.json" if a.quick else "blind.json")
+    path = a.out or ROOT / "benchmarks" / "out" / ("blind_quick.json" if a.quick else "blind.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps(out, indent=2))

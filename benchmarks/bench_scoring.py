@@ -11,7 +11,8 @@ positions sharply peaked) for two passes (natural, reversed), torch threads = 2.
 - `fast_eager` / `fast_compiled`: `position_quantities` (every per-position quantity, one (q, r));
 - `reduce_f64` / `reduce_f32` (eager, subset + extrapolation) and `reduce_f32_compiled` (full): the dump.
 
-Each method runs once per pass after a warm-up on a few rows (compile time reported separately).
+Each method runs once per pass after a warm-up on a few rows (compile time reported separately); wall
+and CPU seconds (this process, all threads: steadier on a shared machine) both give a ratio to the floor.
 Peak extra memory: the process's RSS high-water mark is reset (/proc/self/clear_refs) before each
 method and read after it (VmHWM - VmRSS before). Writes benchmarks/out/scoring.json.
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -53,18 +55,18 @@ def _status(key: str) -> int:
     return -1
 
 
-def measure(fn: Callable[[], Any]) -> tuple[float, float]:
-    """(seconds, peak extra bytes above the RSS at the start)."""
+def measure(fn: Callable[[], Any]) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds of this process, peak extra bytes above the RSS at the start)."""
     try:
         Path("/proc/self/clear_refs").write_text("5")
         base = _status("VmRSS")
     except OSError:
         base = -1
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     fn()
-    dt = time.perf_counter() - t
+    dt, dc = time.perf_counter() - t, time.process_time() - c
     peak = _status("VmHWM") - base if base >= 0 else math.nan
-    return dt, float(peak)
+    return dt, dc, float(peak)
 
 
 def released_loop(logits: torch.Tensor, q: float, r: float) -> None:
@@ -102,6 +104,7 @@ def main() -> None:
     if a.quick:
         a.positions, a.vocab, a.subset = 48, 4096, 8
     torch.set_num_threads(2)
+    load = os.getloadavg()[0]  # the machine may be shared: recorded with the results
     q, r = 1.37, 1.06
     passes = {"nat": make_logits(a.positions, a.vocab, 0), "rev": make_logits(a.positions, a.vocab, 1)}
     p, v, sub = a.positions, a.vocab, min(a.subset, a.positions)
@@ -127,30 +130,34 @@ def main() -> None:
             fn(passes["nat"][:4].contiguous())
     res: dict[str, dict[str, float]] = {}
     for name, (fn, on_subset) in methods.items():
-        secs, peak = 0.0, 0.0
+        secs, cpu, peak = 0.0, 0.0, 0.0
         for x in passes.values():
             xs = x[:sub].contiguous() if on_subset else x
-            dt, pk = measure(lambda: fn(xs))
+            dt, dc, pk = measure(lambda: fn(xs))
             secs += dt * (p / sub if on_subset else 1.0)
+            cpu += dc * (p / sub if on_subset else 1.0)
             peak = max(peak, pk)
-        res[name] = {"seconds_both_passes": secs, "peak_extra_bytes": peak, "extrapolated_from": sub if on_subset else p}
-    floor = res["floor"]["seconds_both_passes"]
+        res[name] = {"seconds_both_passes": secs, "cpu_seconds_both_passes": cpu, "peak_extra_bytes": peak,
+                     "extrapolated_from": sub if on_subset else p}
+    floor, floor_cpu = res["floor"]["seconds_both_passes"], res["floor"]["cpu_seconds_both_passes"]
     for d in res.values():
         d["ratio_vs_floor"] = d["seconds_both_passes"] / floor
+        d["cpu_ratio_vs_floor"] = d["cpu_seconds_both_passes"] / floor_cpu
     spec = ReduceSpec()
     d = reduce_logits(passes["nat"][:4], spec)
     per_pos = sum(t.element_size() * t[0].numel() for k, t in d.items() if k not in ("mean_probs", "tail_nodes"))
     dump_bytes = p * per_pos + v * 4 + spec.n_nodes * 8
-    out = {"positions": p, "vocab": v, "threads": 2, "q": q, "r": r, "methods": res,
+    out = {"positions": p, "vocab": v, "threads": 2, "q": q, "r": r, "loadavg_1m": round(load, 2), "methods": res,
            "compile_seconds": compile_s, "dump_bytes_per_pass": dump_bytes,
            "dump_bytes_per_position": per_pos, "logits_bytes_per_pass": p * v * 4, "reduce_spec": spec.to_dict()}
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(out, indent=2))
     print(f"{p} positions x {v} vocab, 2 passes, float32 logits ({p * v * 4 / 1e9:.2f} GB per pass)")
-    print(f"{'method':22s} {'seconds':>10s} {'x floor':>8s} {'peak extra MB':>14s}  note")
+    print(f"{'method':22s} {'seconds':>10s} {'x floor':>8s} {'CPU x floor':>12s} {'peak extra MB':>14s}  note")
     for name, d in res.items():
         note = f"extrapolated from {d['extrapolated_from']} positions/pass" if d["extrapolated_from"] != p else ""
-        print(f"{name:22s} {d['seconds_both_passes']:10.2f} {d['ratio_vs_floor']:8.2f} {d['peak_extra_bytes'] / 1e6:14.1f}  {note}")
+        print(f"{name:22s} {d['seconds_both_passes']:10.2f} {d['ratio_vs_floor']:8.2f} {d['cpu_ratio_vs_floor']:12.2f} "
+              f"{d['peak_extra_bytes'] / 1e6:14.1f}  {note}")
     if compile_s:
         print("compile seconds:", {k: round(s, 1) for k, s in compile_s.items()})
     print(f"dump per pass: {dump_bytes / 1e6:.2f} MB ({per_pos} B/position + mean probs {v * 4 / 1e6:.2f} MB)")

@@ -21,6 +21,8 @@ def source(tmp_path: Path) -> Path:
     pd.DataFrame({"attack": ["a", "a", "b", "b"], "frames": [2, 4, 2, 4], "auc": [0.5, 0.6, 0.7, 0.8]}).to_csv(
         tmp_path / "e" / "tables" / "f.csv", index=False)
     (tmp_path / "e" / "mem.json").write_text(json.dumps({"eval": {"auc": 0.98213, "member_loss": 0.00181}}))
+    (tmp_path / "e" / "bench.json").write_text(json.dumps({"jobs": 10240, "peak_bytes": 155_600_000.0,
+                                                           "clips": [{"file": "a.mp4", "x": 2.0}, {"file": "b.mp4", "x": 8.123}]}))
     return tmp_path
 
 
@@ -44,6 +46,21 @@ def test_value_by_several_row_conditions(source: Path) -> None:
     assert readme.render_value({"file": "e/tables/m.csv", "row": "attack:a", "col": "AUC 95% CI", "fmt": ".5s"}, source) == "[88.0"
     with pytest.raises(readme.ReadmeError, match="no column 'slice'"):
         readme.render_value({"file": "e/tables/f.csv", "row": "attack:b,slice:video", "col": "auc"}, source)
+
+
+def test_list_indices_thousands_and_scale(source: Path) -> None:
+    def v(spec: str) -> str:
+        return readme.render_value(readme._spec(spec), source)
+
+    assert v("file=e/bench.json; key=clips.1.file") == "b.mp4"
+    assert v("file=e/bench.json; key=clips.1.x; fmt=.1f") == "8.1"
+    assert v("file=e/bench.json; key=jobs; fmt=,") == "10,240"
+    assert v("file=e/bench.json; key=jobs") == "10240"
+    assert v("file=e/bench.json; key=peak_bytes; scale=1e-6; fmt=.0f") == "156"
+    with pytest.raises(readme.ReadmeError, match="no key 'clips.2.x'"):
+        v("file=e/bench.json; key=clips.2.x")
+    with pytest.raises(readme.ReadmeError, match="scale= needs a number"):
+        v("file=e/bench.json; key=clips.0.file; scale=2")
 
 
 def test_render_replaces_stale_numbers_and_names_bad_markers(source: Path) -> None:

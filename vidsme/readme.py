@@ -13,10 +13,11 @@ source under `results/expected/` (invisible when rendered):
 Table options: `rows` (values of the first column, in this order; or `top:N` by the table's order),
 `where` (`col=value,...` filters), `pivot` (`index:col,columns:col,values:col`), `cols` (shown, in
 order; `a>b` renames a to b), `pct` (columns shown x100 with one decimal), `fmt` (Python format of
-other numbers, default `.3g`). Inline options: `key` (JSON path, dot-separated) or `row` (`col:value`, or
-several `col:value` separated by commas, all of which must hold)
-with `col`, and `fmt` or `pct`. `render` rewrites every block from the files; the doc test asserts
-the README equals its rendering, so a README number cannot drift from the expected results.
+other numbers, default `.3g`). Inline options: `key` (JSON path, dot-separated; a number indexes a
+list) or `row` (`col:value`, or several `col:value` separated by commas, all of which must hold) with
+`col`, `scale` (a factor applied first, e.g. `1e-6` for bytes to MB), and `fmt` (a `,` in it also
+groups the thousands of whole numbers) or `pct`. `render` rewrites every block from the files; the doc
+test asserts the README equals its rendering, so a README number cannot drift from the expected results.
 
     python -m vidsme.readme [--check] [FILE ...]
 """
@@ -73,7 +74,7 @@ def _fmt(x: Any, fmt: str, pct: bool) -> str:
     if pct:
         return f"{100 * float(x):.1f}"
     if isinstance(x, (int, float)) and float(x).is_integer() and "f" not in fmt:
-        return str(int(x))
+        return f"{int(x):,}" if "," in fmt else str(int(x))
     return format(float(x), fmt)
 
 
@@ -122,9 +123,12 @@ def render_value(spec: dict[str, str], source: Path = SOURCE) -> str:
     if "key" in spec:
         x: Any = doc
         for part in spec["key"].split("."):
-            if not isinstance(x, dict) or part not in x:
+            if isinstance(x, list) and part.isdigit() and int(part) < len(x):
+                x = x[int(part)]
+            elif isinstance(x, dict) and part in x:
+                x = x[part]
+            else:
                 raise ReadmeError(f"{spec['file']}: no key {spec['key']!r}")
-            x = x[part]
     else:
         sel = doc
         for cond in spec["row"].split(","):  # col:value[,col:value...]
@@ -135,6 +139,10 @@ def render_value(spec: dict[str, str], source: Path = SOURCE) -> str:
         if len(sel) != 1 or spec.get("col") not in doc.columns:
             raise ReadmeError(f"{spec['file']}: row {spec['row']!r} / col {spec.get('col')!r} does not select one value")
         x = sel.iloc[0][spec["col"]]
+    if "scale" in spec:
+        if not isinstance(x, (int, float)) or isinstance(x, bool):
+            raise ReadmeError(f"{spec['file']}: scale= needs a number, {spec.get('key', spec.get('row'))!r} is {x!r}")
+        x = x * float(spec["scale"])
     return _fmt(x, spec.get("fmt", ".3g"), "pct" in spec)
 
 
