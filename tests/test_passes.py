@@ -221,5 +221,5 @@ def test_bench_passes_quick(tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(out.read_text())
-    assert [r["variant"] for r in res["rows"]] == ["batched", "separate", "full", "host", "answer"]
+    assert [r["variant"] for r in res["rows"]] == ["batched", "separate", "full", "host", "answer", "companion"]
     assert all(r["total_s"] > 0 and r["reduced_mib"] < r["full_logits_mib"] for r in res["rows"])

@@ -123,6 +123,9 @@ def test_interrupted_model_pass_resumes_with_the_same_command(how: str, videos: 
             assert time.monotonic() < deadline, "the model pass did not start"
             time.sleep(0.2)
         job = int((gate / "started").read_text())
+        while (tmp_path / "interrupted.log").read_text().count("(Rule: video_stats)") < 2:  # both shards' statistics
+            assert run.poll() is None and time.monotonic() < deadline, (tmp_path / "interrupted.log").read_text()[-3000:]
+            time.sleep(0.2)  # they run beside the held model pass; on a loaded machine they may finish after it starts
         {"ctrl_c": lambda: os.killpg(run.pid, signal.SIGINT), "kill_group": lambda: os.killpg(run.pid, signal.SIGKILL),
          "kill_main": lambda: os.kill(run.pid, signal.SIGKILL)}[how]()
         run.wait(timeout=120)
