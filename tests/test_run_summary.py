@@ -28,7 +28,10 @@ def test_sums_jobs_per_rule_and_keeps_the_peak_memory(tmp_path: Path) -> None:
     s = _load().summarise(tmp_path, wall=30)
     assert s["rules"]["model_pass"] == {"jobs": 2, "wall_s": 15.0, "cpu_s": 13.0, "max_rss_mb": 1200.0}
     assert s["rules"]["embedded_data"]["jobs"] == 1 and list(s["rules"]) == ["model_pass", "embedded_data"]
-    assert s["jobs_with_benchmark"] == 3 and s["wall_s"] == 30.0
+    assert s["jobs_with_benchmark"] == 3 and s["wall_s"] == 30.0 and s["cpu_s_total"] == 14.5
+    import os
+    os.utime(tmp_path / "embedded_data.tsv", (2e9, 2e9))  # written after the run: a later run's job
+    assert "embedded_data" not in _load().summarise(tmp_path, not_after=1.9e9)["rules"]
 
 
 def test_cli_names_a_missing_run(tmp_path: Path) -> None:
