@@ -97,8 +97,9 @@ def wd(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_controls_target_plans_both_controls_and_all_does_not(wd: Path) -> None:
     out = snakemake(wd, "-n", "controls").stdout
     jobs = planned_jobs(out)
-    # main, positive_control and the base target; the shift experiment's tuned and base targets
-    assert jobs["train_target"] == 3 and jobs["shift_train_target"] == 2 and jobs["shift_embedded_data"] == 1
+    # main and positive_control tuned from one base target; the shift experiment's tuned and base targets
+    assert jobs["train_target"] == 2 and jobs["pretrain_target"] == 1
+    assert jobs["shift_train_target"] == jobs["shift_pretrain_target"] == jobs["shift_embedded_data"] == 1
     assert jobs["positive_control_table"] == jobs["shift_control_table"] == 1
     assert "results/embedded/target/positive_control/model" in out
     assert "data/embedded_shift/samples.tsv" in out and "results/embedded_shift/metrics/embedded-base/F16/metrics.tsv" in out

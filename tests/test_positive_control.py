@@ -168,7 +168,7 @@ def test_scoring_pipeline_finds_the_positive_control_trace(tmp_path: Path) -> No
     synth.generate_dataset(tmp_path / "data", SLOW_SYN)
     sheet = tmp_path / "data" / "samples.tsv"
     init = build_tiny("llava_next_video", tmp_path / "init", corpus=synth.corpus(SLOW_SYN), seed=0, **SLOW_SIZES)
-    cfg = {"num_frames": SLOW_F, "pretrain_epochs": 0, "epochs": int(__import__("os").environ.get("EP", 40)), "lr": 3e-3, "batch_size": 4, "seed": 0,
+    cfg = {"num_frames": SLOW_F, "pretrain_epochs": 0, "epochs": 80, "lr": 3e-3, "batch_size": 4, "seed": 0,
            "threads": 1, "video_loss_weight": 1.0}
     train.train(init, synth.read_sheet(sheet), tmp_path / "target", cfg, video_root=sheet.parent,
                 pretrain=synth.pretrain_frames(SLOW_SYN))  # pretrain_epochs 0: the pool gives the negatives only
@@ -186,4 +186,19 @@ def test_scoring_pipeline_finds_the_positive_control_trace(tmp_path: Path) -> No
                                 {"source": "embedded"}, SLOW_F, str(w / "scores.tsv"))
     g = scores[scores.attack == "vid_sme"]
     assert g.label.nunique() == 2 and len(g) == n
-    print("AUC", roc_auc_score(g.label, g.score)); assert roc_auc_score(g.label, g.score) >= 0.9
+    assert roc_auc_score(g.label, g.score) >= 0.9  # measured 0.951 (40 epochs: 0.458, the trace not yet learnt)
+
+
+def test_positive_control_split_training_equals_one_process(data, tmp_path: Path) -> None:
+    """The workflow's path (pretrain_target, then train_target reading the pool for the negatives) gives
+    the same weights as `train` in one process."""
+    from safetensors.torch import load_file
+
+    model_dir, df, frames = data
+    cfg = {**TCFG, "pretrain_epochs": 1, "epochs": 2, "video_loss_weight": 1.0, "video_loss_frames": 6}
+    train.train(model_dir, df, tmp_path / "one", cfg, frames=frames, pretrain=synth.pretrain_frames(SYN))
+    train.pretrain(model_dir, tmp_path / "base", cfg, pool=synth.pretrain_frames(SYN))
+    s = train.instruct(tmp_path / "base", df, tmp_path / "two", cfg, frames=frames, pool=synth.pretrain_frames(SYN))
+    a, b = load_file(tmp_path / "one" / "model.safetensors"), load_file(tmp_path / "two" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert s["n_instruct_examples"] == 3 * int((df["label"] == 1).sum()) + SYN["n_pretrain"]
