@@ -115,7 +115,8 @@ def test_controls_target_plans_both_controls_and_all_does_not(wd: Path) -> None:
 
 
 def test_controls_config_errors_are_named(wd: Path) -> None:
-    cases = [({"controls": {"variants": {"base": {"epochs": 1}}}}, "controls.variants.base"),
+    cases = [({"controls": {"variants": {"base": {"epochs": 1}}}}, "On instance['controls']['variants']:\n    'base'"),
+             ({"controls": {"variants": {"base_x": {"epochs": 1}}}}, "On instance['controls']['variants']:\n    'base_x'"),
              ({"controls": {"variants": {"epochs_10": {"epochs": 1}}}}, "'epochs_10' is declared in both"),
              ({"controls": {"variants": {"positive_control": {"video_loss": 1.0}}}}, "controls.variants.positive_control.video_loss"),
              ({"dataset": {"kind": "sheet", "samples": "sheet.tsv"}, "dataset_inference": {"enabled": False}},
