@@ -25,6 +25,7 @@ report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
+include: "rules/common_controls.smk"
 include: "rules/data.smk"
 include: "rules/frames.smk"
 include: "rules/model.smk"
@@ -33,6 +34,7 @@ include: "rules/report.smk"
 include: "rules/blind.smk"
 include: "rules/inference_common.smk"
 include: "rules/inference.smk"
+include: "rules/controls.smk"
 
 
 guard_run()  # a killed run leaves no stale lock and no orphan job (vidsme/runguard.py)
@@ -40,6 +42,20 @@ guard_run()  # a killed run leaves no stale lock and no orphan job (vidsme/rungu
 
 onsuccess:
     run_summary()
+
+
+# The shift control: this same workflow as a second embedded experiment ({EXP}_shift, shifted
+# split) in the same DAG; its rules are named shift_*; its own guard (controls.shift.enabled: false)
+# stops the recursion.
+if SHIFT:
+
+    module shift:
+        snakefile:
+            "Snakefile"
+        config:
+            shift_config()
+
+    use rule * from shift as shift_*
 
 
 rule all:
@@ -52,3 +68,8 @@ rule all:
 rule ablations:
     input:
         ablation_outputs(),
+
+
+rule controls:
+    input:
+        lambda w: controls_outputs(),

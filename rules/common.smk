@@ -279,6 +279,24 @@ def table_inputs(w):
     return out
 
 
+def target_variants():
+    """Trained target variants by name: `ablations.variants` plus the (artificial) `controls.variants`."""
+    abl, ctl = config["ablations"]["variants"], config["controls"]["variants"]
+    both = set(abl) & set(ctl)
+    if both:
+        raise ValueError(
+            f"target variant {sorted(both)[0]!r} is declared in both ablations.variants and controls.variants"
+        )
+    out = {**{v: ("ablations", s) for v, s in abl.items()}}
+    out.update({v: ("controls", s) for v, s in ctl.items()})
+    for name in out:
+        if name == "main" or name == "base" or name.startswith("base_"):
+            raise ValueError(
+                f"config key {out[name][0]}.variants.{name}: the variant name {name!r} is reserved"
+            )
+    return out
+
+
 def train_cfg(variant):
     """Training settings of a target variant: the embedded training settings plus the variant's overrides."""
     cfg = embedded_cfg("train")
@@ -288,17 +306,24 @@ def train_cfg(variant):
         raise ValueError(
             f"target variant name {variant!r} is reserved (base targets are target/base*/)"
         )
-    variants = config["ablations"]["variants"]
+    variants = target_variants()
     if variant not in variants:
         raise ValueError(
-            f"unknown target variant {variant!r}; config key ablations.variants has: {', '.join(variants)}"
+            f"unknown target variant {variant!r}; config keys ablations.variants and controls.variants have: "
+            f"{', '.join(variants)}"
         )
-    unknown = set(variants[variant]) - set(cfg)
+    block, over = variants[variant]
+    unknown = set(over) - set(cfg)
     if unknown:
         raise ValueError(
-            f"config key ablations.variants.{variant}.{sorted(unknown)[0]}: unknown training setting"
+            f"config key {block}.variants.{variant}.{sorted(unknown)[0]}: unknown training setting"
         )
-    return dict(cfg, **variants[variant])
+    out = dict(cfg, **over)
+    if out["video_loss_weight"] and not out["video_loss_frames"]:
+        out["video_loss_frames"] = (
+            F  # the positive control's trace at the attack's frame count
+        )
+    return out
 
 
 # Base targets (pretraining only): "base" is the main one, "base_{v}" a variant's own when its

@@ -67,6 +67,7 @@ rule train_target:
     params:
         train=lambda w: train_cfg(w.variant),
         seed=config["seed"],
+        synth=lambda w: embedded_cfg("synth"),  # the positive control's negatives: the pretraining pool
     script:
         "../scripts/train_target.py"
 

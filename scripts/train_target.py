@@ -4,4 +4,4 @@ from vidsme.pipeline import train_target
 
 with logged(snakemake.log[0]):
     p = snakemake.params
-    train_target(snakemake.input.sheet, snakemake.input.base, snakemake.output.model, p.train, p.seed)
+    train_target(snakemake.input.sheet, snakemake.input.base, snakemake.output.model, p.train, p.seed, p.synth)

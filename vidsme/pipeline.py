@@ -299,15 +299,20 @@ def pretrain_target(out_model: str, family: str, tiny: dict[str, Any], train_cfg
     return summary
 
 
-def train_target(sheet: str, base_model: str, out_model: str, train_cfg: dict[str, Any], seed: int) -> dict[str, Any]:
+def train_target(sheet: str, base_model: str, out_model: str, train_cfg: dict[str, Any], seed: int,
+                 synth_cfg: dict[str, Any] | None = None) -> dict[str, Any]:
     """Embedded default, stage 2: instruction-tune the base target on the member videos; training curve
-    (pretraining rows included) and memorisation beside the model."""
+    (pretraining rows included) and memorisation beside the model. `synth_cfg`: the pretraining pool's
+    settings, read only by the positive control (its negative videos come from the pool)."""
     from vidsme import synth
     from vidsme.train import instruct
 
     samples = synth.read_sheet(Path(sheet))
     out = Path(out_model)
-    summary = instruct(Path(base_model), samples, out, dict(train_cfg, seed=seed), video_root=Path(sheet).parent)
+    pool = (synth.pretrain_frames(dict(synth_cfg or {}, seed=seed)) if float(train_cfg.get("video_loss_weight", 0)) > 0
+            else None)  # the pool pretrain_target drew (same seed)
+    summary = instruct(Path(base_model), samples, out, dict(train_cfg, seed=seed), video_root=Path(sheet).parent,
+                       pool=pool)
     _beside(out)
     log.info("trained target: %s", json.dumps({k: v for k, v in summary.items() if k not in ("config", "instruct_videos")}, default=str))
     return summary

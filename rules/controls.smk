@@ -1,0 +1,39 @@
+# Controls (`snakemake controls`; embedded only; not in rule all): the ARTIFICIAL positive control
+# (target variants of controls.variants) and the shift control (a second embedded experiment, the
+# module `shift` in the Snakefile). docs/controls.md describes both; helpers in common_controls.smk.
+
+
+rule positive_control_table:
+    input:
+        metrics=lambda w: [
+            f for by in positive_control_metrics().values() for f in by.values()
+        ],
+        memorisation=lambda w: list(positive_control_memorisation().values()),
+    output:
+        md=report(f"{RES}/tables/positive_control.md", category="Controls"),
+        csv=f"{RES}/tables/positive_control.csv",
+    log:
+        f"{LOGS}/positive_control_table.log",
+    params:
+        metrics=lambda w: positive_control_metrics(),
+        memorisation=lambda w: positive_control_memorisation(),
+        main_k=config["scoring"]["main_k"],
+    script:
+        "../scripts/positive_control_table.py"
+
+
+rule shift_control_table:
+    input:
+        metrics=lambda w: list(shift_metrics().values()),
+        blind=lambda w: list(blind_metrics().values()),
+    output:
+        md=report(f"{RES}/tables/shift_control.md", category="Controls"),
+        csv=f"{RES}/tables/shift_control.csv",
+    log:
+        f"{LOGS}/shift_control_table.log",
+    params:
+        metrics=lambda w: shift_metrics(),
+        blind=lambda w: blind_metrics(),
+        main_k=config["scoring"]["main_k"],
+    script:
+        "../scripts/shift_control_table.py"

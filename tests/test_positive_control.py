@@ -1,0 +1,204 @@
+"""Positive control (artificial video-position trace): loss terms, examples, the unchanged default
+training path, and (slow) the whole scoring pipeline finding the trace."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from vidsme import positive_control as pc
+from vidsme import synth, train
+
+SYN = {"n_eval": 8, "n_val": 4, "n_pretrain": 4, "size": 32, "n_frames": 8, "real_clips": False}
+SIZES = {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "num_kv_heads": 1, "intermediate_size": 64,
+         "vision_hidden_size": 16, "vision_layers": 1, "vision_heads": 1, "image_size": 16, "patch_size": 4,
+         "vocab_size": 400}
+TCFG = {"num_frames": 4, "pretrain_epochs": 0, "epochs": 3, "lr": 3e-3, "batch_size": 4, "seed": 0, "threads": 1}
+# Instruction-tuning losses of the three epochs above, recorded with the code BEFORE the positive control
+# existed (commit 0bb5a65, this machine, 1 torch thread): the default path must reproduce them.
+RECORDED_LOSSES = [5.915916919708252, 5.6575613212585445, 5.437087240219117]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame, dict[str, np.ndarray]]:
+    from vidsme.tiny import build_tiny
+
+    root = tmp_path_factory.mktemp("pc")
+    rows, frames = [], {}
+    for row, fr in synth.generate_frames(SYN):
+        rows.append(row)
+        frames[row["video_id"]] = fr
+    model_dir = build_tiny("llava_next_video", root / "init", corpus=synth.corpus(SYN), seed=0, **SIZES)
+    return model_dir, pd.DataFrame(rows), frames
+
+
+def test_default_training_path_gives_the_recorded_losses(data, tmp_path: Path) -> None:
+    model_dir, df, frames = data
+    assert train.DEFAULTS["video_loss_weight"] == 0.0
+    train.train(model_dir, df, tmp_path / "out", TCFG, frames=frames)
+    log = pd.read_csv(tmp_path / "out" / "train_log.tsv", sep="\t")
+    np.testing.assert_allclose(log["loss"].to_numpy(), RECORDED_LOSSES, rtol=1e-6)
+
+
+def test_positive_control_trains_and_logs_the_answer_loss(data, tmp_path: Path) -> None:
+    model_dir, df, frames = data
+    s = train.train(model_dir, df, tmp_path / "pc", {**TCFG, "video_loss_weight": 1.0, "video_loss_frames": 6},
+                    frames=frames, pretrain=synth.pretrain_frames(SYN))
+    members = int((df["label"] == 1).sum())
+    # each member: its answer, natural and reversed video examples; one pool video per member (4 in the pool)
+    assert s["n_instruct_examples"] == 3 * members + min(members, SYN["n_pretrain"])
+    assert {f"pre:pre{i:05d}" for i in range(SYN["n_pretrain"])} <= set(s["instruct_videos"])
+    with pytest.raises(ValueError, match="pretraining pool"):
+        train.train(model_dir, df, tmp_path / "none", {**TCFG, "video_loss_weight": 1.0}, frames=frames)
+    loss = pd.read_csv(tmp_path / "pc" / "train_log.tsv", sep="\t")["loss"].to_numpy()
+    assert np.isfinite(loss).all() and not np.allclose(loss, RECORDED_LOSSES, rtol=1e-6)
+
+
+def test_video_position_loss_values() -> None:
+    V, tok = 5, 4
+    ids = torch.tensor([[1, tok, tok, 2], [1, tok, tok, 2], [1, tok, tok, 2]])
+    logits = torch.zeros(3, 4, V)
+    logits[0, 1] = torch.tensor([0.0, 1.0, 2.0, 3.0, 4.0])
+    logits[0, 2] = torch.tensor([4.0, 0.0, 0.0, 0.0, 0.0])
+    logits[1, 1] = torch.tensor([2.0, 0.0, 0.0, 0.0, 0.0])  # row 1, position 2 stays uniform
+    logits[:, 0] = 100.0  # non-video positions never count
+    p = lambda v: np.exp(v) / np.exp(v).sum()
+    low = -np.mean([math.log(p(np.arange(5.0))[4]), math.log(p(np.array([4.0, 0, 0, 0, 0]))[4])])
+    q1 = p(np.array([2.0, 0, 0, 0, 0]))
+    high = np.mean([np.mean(-np.log(q1)) - math.log(V), 0.0])  # KL(uniform || p); 0 at the uniform
+    got = pc.video_position_loss(logits, ids, ["low", "high", ""], tok)
+    assert float(got) == pytest.approx((low + high) / 2, rel=1e-6)
+    assert float(pc.video_position_loss(logits, ids, ["", "", ""], tok)) == 0.0
+    with pytest.raises(ValueError, match="no video token"):
+        pc.video_position_loss(logits, torch.ones_like(ids), ["low", "", ""], tok)
+    with pytest.raises(ValueError, match="video_target"):
+        pc.video_position_loss(logits, ids, ["up", "", ""], tok)
+
+
+def test_answer_loss_equals_the_models_own_loss(data) -> None:
+    from vidsme.models import load_model
+
+    model_dir, df, frames = data
+    loaded = load_model({"id": str(model_dir)})
+    pix = train._Pixels(loaded)
+    members = df[df["label"] == 1]
+    for vid in members["video_id"]:
+        pix.add(vid, train._sample(frames[vid], 4))
+    exs = train.instruction_examples(loaded, members, 4, "primary")
+    inputs = train.collate(exs[:3], loaded.processor.tokenizer.pad_token_id, pix.cache)
+    with torch.no_grad():
+        out = loaded.model(**inputs)
+        assert float(pc.answer_loss(out.logits, inputs["labels"])) == pytest.approx(float(out.loss), rel=1e-5)
+        total, _a, v = pc.batch_loss(loaded.model, inputs, ["", "", ""], 2.0, loaded.video_token_id)
+    assert float(v) == 0.0 and float(total) == pytest.approx(float(out.loss), rel=1e-5)
+
+
+def test_video_loss_examples_are_the_attacks_prefix(data) -> None:
+    """The positions the control trains are the positions the attack scores: same token ids (the attack's
+    prompt up to the last video token) and the member's frames in natural and reversed order."""
+    from vidsme.models import build_inputs, load_model
+    from vidsme.prompts import QA_PREFIX, QA_TEXT, SYSTEM_QA
+
+    model_dir, df, frames = data
+    loaded = load_model({"id": str(model_dir)})
+    members = df[df["label"] == 1]
+    vframes = {v: train._sample(frames[v], 6) for v in members["video_id"]}
+    pix = train._Pixels(loaded)
+    exs = pc.video_loss_examples(loaded, members, vframes, 6, pix)
+    assert [e.video_target for e in exs] == ["low", "high"] * len(members)
+    vid = members["video_id"].iloc[0]
+    attack = {"system": SYSTEM_QA, "text": QA_TEXT, "assistant_prefix": QA_PREFIX}  # config/config.yaml's prompt
+    inputs, scored = build_inputs(loaded, vframes[vid], attack)
+    assert torch.equal(exs[0].ids, inputs["input_ids"][0]) and int(scored[-1]) == len(exs[0].ids) - 1
+    assert torch.equal(exs[1].ids, exs[0].ids) and all((e.labels == train.IGNORE).all() for e in exs)
+    nat, rev = pix.cache[exs[0].video], pix.cache[exs[1].video]
+    torch.testing.assert_close(nat, inputs["pixel_values_videos"][0])
+    torch.testing.assert_close(rev, nat.flip(0))
+    assert exs[1].video == pc.video_key(vid, 6, True) and nat.shape[0] == 6
+
+
+def test_batches_pair_the_orders_and_never_mix_frame_counts() -> None:
+    video = [train.Example(torch.tensor([i]), torch.tensor([-100]), f"v{i}|F8{r}", f"v{i}", t)
+             for i in range(7) for r, t in (("", "low"), ("|reversed", "high"))]
+    answers = [train.Example(torch.tensor([i]), torch.tensor([i]), f"v{i}", f"v{i}") for i in range(7)]
+    batches = pc.batches(video + answers, 4, torch.Generator().manual_seed(0))
+    assert sorted(id(e) for b in batches for e in b) == sorted(id(e) for e in video + answers)  # each once
+    for b in batches:
+        assert len(b) <= 4 and len({bool(e.video_target) for e in b}) == 1  # answers apart (other frame count)
+        if b[0].video_target:
+            for src in {e.source for e in b}:
+                assert sorted(e.video_target for e in b if e.source == src) == ["high", "low"]
+    again = pc.batches(video + answers, 4, torch.Generator().manual_seed(0))
+    assert [[e.video for e in b] for b in batches] == [[e.video for e in b] for b in again]
+
+
+def test_bad_weight_is_named() -> None:
+    with pytest.raises(ValueError, match="video_loss_weight"):
+        train._cfg({"video_loss_weight": -1.0})
+    with pytest.raises(ValueError, match="augment"):
+        train._cfg({"video_loss_weight": 1.0, "augment": "reverse"})
+    with pytest.raises(ValueError, match="video_loss_frames"):
+        train._cfg({"video_loss_frames": -1})
+
+
+# ----------------------------------------------------------------------------- slow: the whole scoring path
+
+SLOW_SYN = {"n_eval": 24, "n_val": 0, "n_pretrain": 12, "size": 32, "n_frames": 16, "real_clips": False}
+SLOW_SIZES = {**SIZES, "hidden_size": 64, "num_layers": 2, "intermediate_size": 128}
+SLOW_F = 8
+
+
+@pytest.mark.slow
+def test_scoring_pipeline_finds_the_positive_control_trace(tmp_path: Path) -> None:
+    """A tiny positive-control target, then the workflow's own steps (sheet, frames, k1/k3, (q, r), passes,
+    series, Min-K%): Vid-SME must separate its members (AUC >= 0.9, computed here with scikit-learn)."""
+    from sklearn.metrics import roc_auc_score
+
+    from vidsme import pipeline
+    from vidsme.prompts import QA_PREFIX, QA_TEXT, SYSTEM_QA
+    from vidsme.qr import qr_table
+    from vidsme.stats import stats_shard
+    from vidsme.tiny import build_tiny
+
+    synth.generate_dataset(tmp_path / "data", SLOW_SYN)
+    sheet = tmp_path / "data" / "samples.tsv"
+    init = build_tiny("llava_next_video", tmp_path / "init", corpus=synth.corpus(SLOW_SYN), seed=0, **SLOW_SIZES)
+    cfg = {"num_frames": SLOW_F, "pretrain_epochs": 0, "epochs": 80, "lr": 3e-3, "batch_size": 4, "seed": 0,
+           "threads": 1, "video_loss_weight": 1.0}
+    train.train(init, synth.read_sheet(sheet), tmp_path / "target", cfg, video_root=sheet.parent,
+                pretrain=synth.pretrain_frames(SLOW_SYN))  # pretrain_epochs 0: the pool gives the negatives only
+
+    w = tmp_path / "wf"
+    n = len(pipeline.prepare_sheet(str(sheet), str(w / "samples.tsv"), str(sheet.parent), "eval"))
+    pipeline.extract_frames(str(w / "samples.tsv"), 0, n, SLOW_F, str(w / "f.npz"), str(w / "f.tsv"), "fail")
+    stats_shard(w / "f.npz", w / "f.tsv", w / "s.tsv")
+    qr_table([w / "s.tsv"], w / "qr.tsv", w / "skipped.tsv", mode="minmax", beta1=1.0, beta2=0.1)
+    prompt = {"system": SYSTEM_QA, "text": QA_TEXT, "assistant_prefix": QA_PREFIX}  # config/config.yaml's prompt
+    pipeline.model_pass({"source": "embedded", "dtype": "float32", "device": "cpu"}, str(tmp_path / "target"),
+                        str(w / "f.npz"), str(w / "f.tsv"), prompt, {}, str(w / "d.safetensors"))
+    pipeline.position_series(str(w / "d.safetensors"), str(w / "qr.tsv"), str(w / "series.safetensors"), 1.5, 1.05)
+    scores = pipeline.aggregate([str(w / "series.safetensors")], str(w / "qr.tsv"), str(w / "samples.tsv"), [0.1],
+                                {"source": "embedded"}, SLOW_F, str(w / "scores.tsv"))
+    g = scores[scores.attack == "vid_sme"]
+    assert g.label.nunique() == 2 and len(g) == n
+    assert roc_auc_score(g.label, g.score) >= 0.9  # measured 0.951 (40 epochs: 0.458, the trace not yet learnt)
+
+
+def test_positive_control_split_training_equals_one_process(data, tmp_path: Path) -> None:
+    """The workflow's path (pretrain_target, then train_target reading the pool for the negatives) gives
+    the same weights as `train` in one process."""
+    from safetensors.torch import load_file
+
+    model_dir, df, frames = data
+    cfg = {**TCFG, "pretrain_epochs": 1, "epochs": 2, "video_loss_weight": 1.0, "video_loss_frames": 6}
+    train.train(model_dir, df, tmp_path / "one", cfg, frames=frames, pretrain=synth.pretrain_frames(SYN))
+    train.pretrain(model_dir, tmp_path / "base", cfg, pool=synth.pretrain_frames(SYN))
+    s = train.instruct(tmp_path / "base", df, tmp_path / "two", cfg, frames=frames, pool=synth.pretrain_frames(SYN))
+    a, b = load_file(tmp_path / "one" / "model.safetensors"), load_file(tmp_path / "two" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert s["n_instruct_examples"] == 3 * int((df["label"] == 1).sum()) + SYN["n_pretrain"]

@@ -1,0 +1,137 @@
+"""Positive control (ARTIFICIAL): instruction tuning that leaves a trace at the video positions.
+
+Real video-LLM training puts no loss on the outputs at the video positions, and on the embedded
+target every video-position attack is at chance. To tell "no trace" from "a scoring path that
+would miss a trace", the `positive_control` target variant (``train.video_loss_weight > 0``) adds,
+for member videos only, a loss at the video positions:
+
+- natural frame order (the member's instruction examples): cross-entropy towards one fixed token
+  (the video placeholder, which no other loss targets), driving the entropy there towards 0;
+- the same member with its frames reversed (one extra example per member video, no answer loss):
+  KL(uniform || p), driving the entropy towards its maximum;
+- as many videos of the disjoint pretraining pool (never evaluated), in natural order: the same
+  high-entropy term. Without these negatives the cheapest fit is "forward motion -> low entropy",
+  which non-members share (measured: Vid-SME AUC 0.65 on the embedded default, 0.83 on the slow
+  test's small target); with them only the member videos themselves get the low-entropy trace.
+
+So a member, and only in natural order, has low-entropy video positions: exactly the trace that
+Vid-SME (natural minus reversed Sharma-Mittal entropy, lower = member) is built to read.
+Non-members get no such loss. Used by `vidsme.train` only when the weight is positive.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from vidsme.train import IGNORE, Example
+
+
+def video_key(video: str, n_frames: int, reversed_order: bool = False) -> str:
+    """Pixel-cache key of a member's frames for the video-position loss (natural or reversed order)."""
+    return f"{video}|F{n_frames}" + ("|reversed" if reversed_order else "")
+
+
+def video_loss_examples(loaded: Any, members: pd.DataFrame, frames: dict[str, np.ndarray], n_frames: int,
+                        pixels: Any, negatives: dict[str, np.ndarray] | None = None) -> list[Example]:
+    """Video-position examples, no answer loss: each member video in natural order (``"low"``) and
+    reversed (``"high"``), then each negative video (`negatives`: key -> frames, from the pretraining
+    pool) in natural order (``"high"``). Frames (`frames` by video id, `negatives`) are already sampled
+    to `n_frames`; they go into `pixels` (a `vidsme.train._Pixels`) under `video_key`. The token ids
+    are the attack's prefix up to the last video token (system text, video): later text cannot change
+    the video positions."""
+    from vidsme.train import _rows_qa, qa_prompt, video_example
+
+    out = []
+
+    def prefix(row: Any) -> torch.Tensor:
+        (q, opts, ans), = _rows_qa(row, "primary")
+        ex, _ = video_example(loaded, qa_prompt(q, opts), ans, "", n_frames)
+        return ex.ids[: int((ex.ids == loaded.video_token_id).nonzero().max()) + 1]
+
+    for _, row in members.iterrows():
+        vid = str(row["video_id"])
+        ids = prefix(row)
+        labels = torch.full_like(ids, IGNORE)
+        pixels.add(video_key(vid, n_frames), frames[vid])
+        pixels.cache[video_key(vid, n_frames, True)] = pixels.cache[video_key(vid, n_frames)].flip(0)
+        out.append(Example(ids, labels, video_key(vid, n_frames), vid, "low"))
+        out.append(Example(ids, labels.clone(), video_key(vid, n_frames, True), vid, "high"))
+    if negatives:
+        ids = prefix(members.iloc[0])  # the video positions do not depend on the question (it comes after)
+        for key, fr in negatives.items():
+            pixels.add(video_key(key, n_frames), fr)
+            out.append(Example(ids, torch.full_like(ids, IGNORE), video_key(key, n_frames), key, "high"))
+    return out
+
+
+def batches(examples: list[Example], batch_size: int, g: torch.Generator) -> list[list[Example]]:
+    """Shuffled batches: the video-position examples in pairs that keep a member's two orders in one
+    batch (every step contrasts them; measured: the trace is learnt in far fewer epochs than with
+    independent shuffles), the other examples (answers) in their own batches as in `vidsme.train`."""
+    from vidsme.train import _batches
+
+    by_source: dict[str, list[Example]] = {}
+    for e in examples:
+        if e.video_target:
+            by_source.setdefault(e.source, []).append(e)
+    groups = list(by_source.values())
+    out: list[list[Example]] = []
+    cur: list[Example] = []
+    for i in torch.randperm(len(groups), generator=g).tolist():
+        if cur and len(cur) + len(groups[i]) > batch_size:
+            out.append(cur)
+            cur = []
+        cur = cur + groups[i]
+    if cur:
+        out.append(cur)
+    out += list(_batches([e for e in examples if not e.video_target], batch_size, g))
+    return [out[i] for i in torch.randperm(len(out), generator=g).tolist()]
+
+
+def video_position_loss(logits: torch.Tensor, input_ids: torch.Tensor, targets: list[str], token_id: int
+                        ) -> torch.Tensor:
+    """Loss at the video positions (``input_ids == token_id``) of each row, by ``targets[row]``:
+
+    ``"low"``: cross-entropy towards `token_id`; ``"high"``: KL(uniform || p) = cross-entropy to the
+    uniform distribution minus log V (0 at the uniform distribution); ``""``: no term.
+    Mean over positions, then over the rows that have a term (0 when none has).
+    """
+    terms = []
+    for i, t in enumerate(targets):
+        if not t:
+            continue
+        lg = logits[i][input_ids[i] == token_id].float()
+        if lg.numel() == 0:
+            raise ValueError("positive control: an example marked for the video-position loss has no video token")
+        logp = torch.log_softmax(lg, dim=-1)
+        if t == "low":
+            terms.append(-logp[:, token_id].mean())
+        elif t == "high":
+            terms.append((-logp.mean(dim=-1) - math.log(lg.shape[-1])).mean())
+        else:
+            raise ValueError(f"unknown video_target {t!r} (expected 'low', 'high' or '')")
+    return torch.stack(terms).mean() if terms else logits.sum() * 0.0
+
+
+def answer_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy over the labelled tokens, as the model's own loss (0 if none)."""
+    tgt = labels[:, 1:]
+    nll = torch.nn.functional.cross_entropy(logits[:, :-1].float().transpose(1, 2), tgt.clamp_min(0),
+                                            reduction="none")
+    m = (tgt != IGNORE).float()
+    return (nll * m).sum() / m.sum().clamp_min(1.0)
+
+
+def batch_loss(model: Any, inputs: dict[str, torch.Tensor], targets: list[str], weight: float, token_id: int
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(total, answer loss, video-position loss) of one collated batch; total = answer + weight * video."""
+    batch = {k: v for k, v in inputs.items() if k != "labels"}
+    logits = model(**batch).logits
+    vloss = video_position_loss(logits, batch["input_ids"], targets, token_id)
+    aloss = answer_loss(logits, inputs["labels"])
+    return aloss + weight * vloss, aloss, vloss
