@@ -10,7 +10,11 @@ rule positive_control_table:
         ],
         memorisation=lambda w: list(positive_control_memorisation().values()),
     output:
-        md=report(f"{RES}/tables/positive_control.md", category="Controls"),
+        md=report(
+            f"{RES}/tables/positive_control.md",
+            caption="../report/positive_control.rst",
+            category="Controls",
+        ),
         csv=f"{RES}/tables/positive_control.csv",
     log:
         f"{LOGS}/positive_control_table.log",
@@ -27,7 +31,11 @@ rule shift_control_table:
         metrics=lambda w: list(shift_metrics().values()),
         blind=lambda w: list(blind_metrics().values()),
     output:
-        md=report(f"{RES}/tables/shift_control.md", category="Controls"),
+        md=report(
+            f"{RES}/tables/shift_control.md",
+            caption="../report/shift_control.rst",
+            category="Controls",
+        ),
         csv=f"{RES}/tables/shift_control.csv",
     log:
         f"{LOGS}/shift_control_table.log",
@@ -35,5 +43,6 @@ rule shift_control_table:
         metrics=lambda w: shift_metrics(),
         blind=lambda w: blind_metrics(),
         main_k=config["scoring"]["main_k"],
+        verdict_margin=config["blind"]["verdict_margin"],
     script:
         "../scripts/shift_control_table.py"

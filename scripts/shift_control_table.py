@@ -4,4 +4,5 @@ from vidsme.logs import logged
 
 with logged(snakemake.log[0]):
     p = snakemake.params
-    shift_control_table(p.metrics, p.blind, p.main_k, snakemake.output.md, snakemake.output.csv)
+    shift_control_table(p.metrics, p.blind, p.main_k, snakemake.output.md, snakemake.output.csv,
+                        verdict_margin=p.verdict_margin)

@@ -73,6 +73,11 @@ def test_shift_control_table_gain_and_blind(tmp_path: Path) -> None:
     assert "random split: AUC 52.0 [47.0, 57.0]: does not flag a shift" in md
     assert "| **blind** (no model) | 52.0 [47.0, 57.0] | 52.0 [47.0, 57.0] | 97.0 [92.0, 102.0] | 97.0 [92.0, 102.0] | +45.0 |" in md
     assert set(long.loc[long.attack == "blind", "target"]) == {"none"}
+    # the main tables' rule (CI lower bound above 52), not a separate bar: 75 [70, 80] is a shift
+    blind["shifted"] = _metrics(tmp_path / "bs2.tsv", {"blind": 0.75})
+    controls.shift_control_table(_shift_files(tmp_path), blind, 0.1, tmp_path / "s2.md", tmp_path / "s2.csv")
+    assert "shifted split: AUC 75.0 [70.0, 80.0]: flags the split as shifted (the main tables' rule: CI lower bound above 52)" \
+        in (tmp_path / "s2.md").read_text()
 
 
 def test_shift_control_table_needs_both_blind_splits(tmp_path: Path) -> None:

@@ -24,7 +24,6 @@ from vidsme.report import _at_main_k, _markdown
 # Attacks built on natural minus reversed (Vid-SME and its ablations that keep the difference).
 NAT_MINUS_REV = ("vid_sme", "vid_sme_mean", "vid_sme_fixed", "vid_sme_seq")
 BAR_AUC = 0.90  # positive control: Vid-SME and the natural-minus-reversed ablations should reach it
-BLIND_BAR = 0.80  # shift control: the blind baseline should flag the shifted split at or above it
 
 
 def _pct(x: float | None) -> str:
@@ -121,13 +120,16 @@ SHIFT_COLUMNS = (("random", "base"), ("random", "tuned"), ("shifted", "base"), (
 
 
 def shift_control_table(metrics: dict[tuple[str, str, str], str], blind: dict[str, str], main_k: float,
-                        md: str | Path, csv: str | Path) -> pd.DataFrame:
+                        md: str | Path, csv: str | Path, verdict_margin: float = 0.02) -> pd.DataFrame:
     """Every attack's AUC on the random vs the shifted split, base vs tuned target, next to the blind baseline.
 
     `metrics`: {(split, target, slice): metrics.tsv} with split in {random, shifted}, target in
     {base, tuned}; `blind`: {split: blind metrics.tsv (attack `blind`)}, both splits. Writes a long CSV (split, target, slice,
-    attack, auc, auc_lo, auc_hi; blind rows with target `none`) and a Markdown report.
+    attack, auc, auc_lo, auc_hi; blind rows with target `none`) and a Markdown report whose blind
+    lines give the main tables' verdict on each split (`vidsme.blind.verdict`, `verdict_margin`).
     """
+    from vidsme.blind import verdict
+
     rows = []
     for (split, target, s), f in metrics.items():
         for attack, r in _aucs(f, main_k).iterrows():
@@ -154,9 +156,10 @@ def shift_control_table(metrics: dict[tuple[str, str, str], str], blind: dict[st
     lines = ["# Shift control: membership or a shifted split?", "", intro, ""]
     for split in ("random", "shifted"):
         b = blind_auc[split]
-        flag = "flags the split as shifted" if b.auc >= BLIND_BAR else "does not flag a shift"
+        v = verdict(float(b.auc), float(b.auc_lo), float(b.auc_hi), verdict_margin)[0]
+        flag = {"shifted": "flags the split as shifted", "exchangeable": "does not flag a shift"}.get(v, "no verdict (no CI)")
         lines.append(f"- Blind baseline (no model), {split} split: AUC {_cell(b.auc, b.auc_lo, b.auc_hi)}: "
-                     f"{flag} (threshold {100 * BLIND_BAR:g}).")
+                     f"{flag} (the main tables' rule: CI lower bound above {100 * (0.5 + verdict_margin):g}).")
     attacks = long[long.attack != "blind"]
     for s in dict.fromkeys(attacks["slice"]):
         sub = attacks[attacks.slice == s]
