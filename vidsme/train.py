@@ -17,7 +17,9 @@ settings (`PRETRAIN_KEYS`) share one base.
 Frames are sampled like the attack does (``linspace`` indices, ``num_frames`` of them).
 Outputs in ``out_dir``: the model (safetensors) and processor, ``train_log.tsv`` and
 ``memorisation.json`` (member vs non-member answer loss on the eval split, and its AUC).
-About 520 lines: examples, the optimisation loop, both stages and their evaluation form one recipe.
+About 600 lines, one recipe: examples, the optimisation loop, both stages, their evaluation and the
+positive control's video-position term (its examples live in `vidsme.positive_control`); splitting the
+stages apart would split the random stream that makes the two workflow steps equal one process.
 """
 
 from __future__ import annotations
