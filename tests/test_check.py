@@ -57,6 +57,19 @@ def test_a_changed_auc_fails_exactly_but_passes_within_its_ci(results: Path) -> 
                     if f.name == "vid_sme: AUC").ok
 
 
+def test_rows_the_text_columns_do_not_tell_apart_match_in_order() -> None:
+    """A table with one row per set size (dataset inference): identical files pass, a changed cell fails
+    in its own row only."""
+    from vidsme.check import compare_table
+
+    t = pd.DataFrame({"experiment": ["power"] * 3, "set_size": [10, 25, 50], "rate": [0.1, 0.5, 0.9], "rate_lo": [0.05, 0.4, 0.85]})
+    assert all(f.ok for f in compare_table("di.csv", t, t.copy(), exact=True))
+    changed = t.copy()
+    changed.loc[1, "rate"] = 0.6
+    bad = [f for f in compare_table("di.csv", t, changed, exact=True) if not f.ok]
+    assert [(f.name, f.expected, f.got) for f in bad] == [("power #2: rate", 0.5, 0.6)]
+
+
 def test_missing_file_row_and_folder_never_pass(results: Path) -> None:
     (results / "exp" / "target" / "main" / "memorisation.json").unlink()
     _run_main = MAIN.iloc[:1]

@@ -128,12 +128,19 @@ def compare_table(rel: str, exp: pd.DataFrame, got: pd.DataFrame, exact: bool) -
             and not str(c).endswith("CI")]
     nums = [c for c in exp.columns if c in got.columns and c not in text and not str(c).endswith("CI")]
 
-    def key(r: pd.Series) -> str:
-        return " / ".join(str(r[c]) for c in text) or str(r.name)
+    def keys(t: pd.DataFrame) -> list[str]:
+        """Each row's text columns; rows they do not tell apart (e.g. one row per set size) get their
+        ordinal among those rows (#2, #3, ...), so duplicates match in file order."""
+        seen: dict[str, int] = {}
+        out = []
+        for _, r in t.iterrows():
+            k = " / ".join(str(r[c]) for c in text) or str(r.name)
+            seen[k] = seen.get(k, 0) + 1
+            out.append(k if seen[k] == 1 else f"{k} #{seen[k]}")
+        return out
 
-    got_rows = {key(r): r for _, r in got.iterrows()}
-    for _, er in exp.iterrows():
-        k = key(er)
+    got_rows = dict(zip(keys(got), (r for _, r in got.iterrows())))
+    for k, (_, er) in zip(keys(exp), exp.iterrows()):
         gr = got_rows.pop(k, None)
         if gr is None:
             figs.append(Figure(rel, f"row {k}", "present", "missing", 0.0, False))
