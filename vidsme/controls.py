@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from vidsme.atomic import atomic_path, write_text
 from vidsme.report import _at_main_k, _markdown
 
 # Attacks built on natural minus reversed (Vid-SME and its ablations that keep the difference).
@@ -66,7 +67,8 @@ def positive_control_table(metrics: dict[str, dict[str, str]], memorisation: dic
                 rows.append({"target": t, "slice": s, "attack": attack, "auc": r.auc, "auc_lo": r.auc_lo,
                              "auc_hi": r.auc_hi})
     long = pd.DataFrame(rows)
-    long.to_csv(csv, index=False)
+    with atomic_path(csv) as tmp:
+        long.to_csv(tmp, index=False)
 
     intro = ("The `positive_control` target is trained like the main target plus a loss at the video positions: "
              "low entropy for member videos in natural frame order, high entropy for them reversed and for as many "
@@ -89,7 +91,7 @@ def positive_control_table(metrics: dict[str, dict[str, str]], memorisation: dic
             g = sub[sub.target == t].set_index("attack")
             table[t] = [_cell(*g.loc[a, ["auc", "auc_lo", "auc_hi"]]) if a in g.index else "n/a" for a in order]
         lines += ["", f"## {s} slice", "", _markdown(table)]
-    Path(md).write_text("\n".join(lines) + "\n")
+    write_text(md, "\n".join(lines) + "\n")
     return long
 
 
@@ -145,7 +147,8 @@ def shift_control_table(metrics: dict[tuple[str, str, str], str], blind: dict[st
         blind_auc[split] = b.loc["blind"]
         rows.append({"split": split, "target": "none", "slice": "", "attack": "blind", **b.loc["blind"].to_dict()})
     long = pd.DataFrame(rows)
-    long.to_csv(csv, index=False)
+    with atomic_path(csv) as tmp:
+        long.to_csv(tmp, index=False)
 
     intro = ("Random split: the embedded default (one distribution, exchangeable labels). Shifted split: "
              "members are real clips and the fastest synthetic scenes, non-members the slowest synthetic "
@@ -179,7 +182,7 @@ def shift_control_table(metrics: dict[tuple[str, str, str], str], blind: dict[st
             blind_row[f"{split}, {target}"] = _cell(b.auc, b.auc_lo, b.auc_hi)
         out = pd.concat([pd.DataFrame([blind_row])[list(out.columns)], out], ignore_index=True)
         lines += ["", f"## {s} slice", "", _markdown(out)]
-    Path(md).write_text("\n".join(lines) + "\n")
+    write_text(md, "\n".join(lines) + "\n")
     return long
 
 
