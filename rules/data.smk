@@ -32,7 +32,7 @@ rule pretrain_target:
         f"{BENCH}/pretrain_target/{{base}}.tsv"
     wildcard_constraints:
         base=BASE_PATTERN,
-    threads: 2
+    threads: config["numerics"]["threads"]
     resources:
         mem_mb=4000,
         runtime=60,
@@ -60,7 +60,7 @@ rule train_target:
         f"{BENCH}/train_target/{{variant}}.tsv"
     wildcard_constraints:
         variant=VARIANT_PATTERN,
-    threads: 2
+    threads: config["numerics"]["threads"]
     resources:
         mem_mb=4000,
         runtime=60,

@@ -13,7 +13,7 @@ rule model_pass:
         f"{LOGS}/dumps/{{model}}/F{{F}}/shard{{shard}}.log",
     benchmark:
         f"{BENCH}/dumps/{{model}}/F{{F}}/shard{{shard}}.tsv"
-    threads: 2
+    threads: config["numerics"]["threads"]
     resources:
         mem_mb=8000,
         runtime=120,
