@@ -57,6 +57,25 @@ def test_positive_control_bar_not_met_is_said(tmp_path: Path) -> None:
     assert "NOT all >= 90" in (tmp_path / "t.md").read_text()
 
 
+def test_trace_ceiling() -> None:
+    # 12 of 100 members at chance against the non-members, 88 above all of them: (88 * 100 + 12 * 50) / 10,000
+    assert controls.trace_ceiling(12, 100) == pytest.approx(0.94)
+    assert controls.trace_ceiling(0, 10) == 1.0
+    with pytest.raises(ValueError, match="untraced"):
+        controls.trace_ceiling(11, 10)
+
+
+def test_positive_control_table_states_the_untraced_members(tmp_path: Path) -> None:
+    f = _metrics(tmp_path / "v.tsv", {"vid_sme": 0.9})
+    memo = tmp_path / "p.json"
+    memo.write_text('{"eval": {"auc": 0.9, "member_loss": 0.1, "nonmember_loss": 1.0, "n_member": 100}, '
+                    '"video_loss_excluded": ["a", "b"], "video_loss_excluded_by_split": {"eval": 12, "val": 3}}')
+    controls.positive_control_table({"main": {"video": f}, "pc": {"video": f}}, {"pc": str(memo)}, 0.1,
+                                    tmp_path / "t.md", tmp_path / "t.csv")
+    md = (tmp_path / "t.md").read_text()
+    assert "`pc`: 12 of the 100 evaluation members carry no planted trace" in md and "AUC 94.0 at most" in md
+
+
 def _shift_files(tmp_path: Path) -> dict:
     aucs = {("random", "base"): 0.5, ("random", "tuned"): 0.55, ("shifted", "base"): 0.7, ("shifted", "tuned"): 0.8}
     return {(s, t, "video"): _metrics(tmp_path / f"{s}_{t}.tsv", {"vid_sme": a, "perplexity": a - 0.1})

@@ -122,6 +122,41 @@ def test_video_loss_examples_are_the_attacks_prefix(data) -> None:
     assert exs[1].video == pc.video_key(vid, 6, True) and nat.shape[0] == 6
 
 
+def _sheet(rows: list[tuple[str, str, str]]) -> pd.DataFrame:
+    """(video_id, group, playback) -> sheet rows with the embedded sheet's `params` JSON ("" = no playback)."""
+    import json
+
+    return pd.DataFrame({"video_id": [r[0] for r in rows], "group": [r[1] for r in rows],
+                         "params": [json.dumps({"playback": r[2]} if r[2] else {"kind": "synthetic"}) for r in rows]})
+
+
+def test_reversal_members_are_forward_backward_pairs_of_members() -> None:
+    members = _sheet([("a_fwd", "w0", "forward"), ("a_bwd", "w0", "backward"),  # a pair: both excluded
+                      ("b_fwd", "w1", "forward"), ("b_fwd_dist", "w1", "forward"),  # same playback: a trace can exist
+                      ("c_bwd", "w2", "backward"),  # its forward clip is not a member
+                      ("syn0", "syn0", ""), ("syn1", "syn1", "")])
+    assert pc.reversal_members(members) == ["a_bwd", "a_fwd"]
+    assert pc.reversal_members(members.drop(columns=["params"])) == []  # a user's sheet: no such metadata
+
+
+def test_reversal_members_get_no_video_position_examples(data) -> None:
+    from vidsme.models import load_model
+
+    model_dir, df, frames = data
+    loaded = load_model({"id": str(model_dir)})
+    members = df[df["label"] == 1].copy()
+    a, b = members["video_id"].iloc[:2]
+    members["group"] = [("pair" if v in (a, b) else v) for v in members["video_id"]]
+    members["params"] = [('{"playback": "forward"}' if v == a else '{"playback": "backward"}' if v == b else "{}")
+                         for v in members["video_id"]]
+    vframes = {v: train._sample(frames[v], 4) for v in members["video_id"]}
+    exs = pc.video_loss_examples(loaded, members, vframes, 4, train._Pixels(loaded))
+    assert len(exs) == 2 * (len(members) - 2) and not {a, b} & {e.source for e in exs}
+    s = train._control_summary({"video_loss_weight": 1.0}, members.assign(split="eval"))
+    assert s == {"video_loss_excluded": sorted([a, b]), "video_loss_excluded_by_split": {"eval": 2}}
+    assert train._control_summary({"video_loss_weight": 0.0}, members) == {}
+
+
 def test_batches_pair_the_orders_and_never_mix_frame_counts() -> None:
     video = [train.Example(torch.tensor([i]), torch.tensor([-100]), f"v{i}|F8{r}", f"v{i}", t)
              for i in range(7) for r, t in (("", "low"), ("|reversed", "high"))]

@@ -76,11 +76,19 @@ def positive_control_table(metrics: dict[str, dict[str, str]], memorisation: dic
              "scoring path sees a video-position trace when one exists. AUC in % with the bootstrap 95% CI; K = "
              f"{100 * main_k:g}% for K-dependent attacks; higher score = member.")
     lines = ["# Positive control (ARTIFICIAL target)", "", intro, ""]
+    ceilings = []
     for t in targets:
-        ev = json.loads(Path(memorisation[t]).read_text()).get("eval", {}) if t in memorisation else {}
+        mem = json.loads(Path(memorisation[t]).read_text()) if t in memorisation else {}
+        ev = mem.get("eval", {})
         lines.append(f"- `{t}`: answer-loss AUC {_pct(ev.get('auc'))}, member / non-member answer loss "
                      f"{ev.get('member_loss', float('nan')):.4f} / {ev.get('nonmember_loss', float('nan')):.4f} nats")
-    lines.append("")
+        if "video_loss_excluded" in mem and ev.get("n_member"):
+            n_ex, n_mem = int(mem.get("video_loss_excluded_by_split", {}).get("eval", 0)), int(ev["n_member"])
+            ceilings.append(f"- `{t}`: {n_ex} of the {n_mem} evaluation members carry no planted trace (their "
+                            "reversal is a member video too, so no natural-order-only trace can exist for them; "
+                            f"`vidsme.positive_control.reversal_members`): a perfect trace on the others gives AUC "
+                            f"{_pct(trace_ceiling(n_ex, n_mem))} at most.")
+    lines += [""] + (ceilings + [""] if ceilings else [])
     lines += _bar_lines(long, main, [t for t in targets if t != main], slices)
     for s in slices:
         sub = long[long.slice == s]
@@ -93,6 +101,14 @@ def positive_control_table(metrics: dict[str, dict[str, str]], memorisation: dic
         lines += ["", f"## {s} slice", "", _markdown(table)]
     write_text(md, "\n".join(lines) + "\n")
     return long
+
+
+def trace_ceiling(n_untraced: int, n_members: int) -> float:
+    """Expected AUC when every traced member outranks every non-member and the `n_untraced` members
+    rank like non-members (each wins half its pairs): 1 - n_untraced / (2 n_members)."""
+    if n_members <= 0 or not 0 <= n_untraced <= n_members:
+        raise ValueError(f"trace ceiling: need 0 <= untraced ({n_untraced}) <= members ({n_members}), members > 0")
+    return 1.0 - n_untraced / (2.0 * n_members)
 
 
 def _bar_lines(long: pd.DataFrame, main: str, controls: list[str], slices: list[str]) -> list[str]:

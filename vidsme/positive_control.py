@@ -17,10 +17,19 @@ for member videos only, a loss at the video positions:
 So a member, and only in natural order, has low-entropy video positions: exactly the trace that
 Vid-SME (natural minus reversed Sharma-Mittal entropy, lower = member) is built to read.
 Non-members get no such loss. Used by `vidsme.train` only when the weight is positive.
+
+One exception, `reversal_members`: a member whose reversal is itself a member video (the embedded
+sheet's real-clip windows come played forward and backward, both on one side of the split) cannot
+carry a natural-order-only trace: its reversed frames are another member's natural frames, so the
+two terms would ask opposite things of the same input (measured on the first full-scale control:
+these members got no trace, AUC 0.45 among the real clips against 0.81 among the synthetic videos).
+They get no video-position loss and are listed in ``memorisation.json``; the controls table states
+the AUC ceiling they imply.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -36,6 +45,25 @@ def video_key(video: str, n_frames: int, reversed_order: bool = False) -> str:
     return f"{video}|F{n_frames}" + ("|reversed" if reversed_order else "")
 
 
+def reversal_members(members: pd.DataFrame) -> list[str]:
+    """Member ids whose reversal is another member: in a sheet `group` that holds members played both
+    ``forward`` and ``backward`` (``params.playback``, the embedded sheet's real-clip windows). A sheet
+    without ``group`` / ``params`` columns has none."""
+    if not {"group", "params"} <= set(members.columns):
+        return []
+
+    def playback(p: Any) -> str | None:
+        d = json.loads(p) if isinstance(p, str) and p.strip() else (p if isinstance(p, dict) else {})
+        return d.get("playback") if isinstance(d, dict) else None
+
+    pb = members["params"].map(playback)
+    out: list[str] = []
+    for _, idx in members.groupby(members["group"].astype(str)).groups.items():
+        if {"forward", "backward"} <= set(pb[idx].dropna()):
+            out += [str(v) for v, b in zip(members.loc[idx, "video_id"], pb[idx]) if b in ("forward", "backward")]
+    return sorted(out)
+
+
 def video_loss_examples(loaded: Any, members: pd.DataFrame, frames: dict[str, np.ndarray], n_frames: int,
                         pixels: Any, negatives: dict[str, np.ndarray] | None = None) -> list[Example]:
     """Video-position examples, no answer loss: each member video in natural order (``"low"``) and
@@ -43,10 +71,11 @@ def video_loss_examples(loaded: Any, members: pd.DataFrame, frames: dict[str, np
     pool) in natural order (``"high"``). Frames (`frames` by video id, `negatives`) are already sampled
     to `n_frames`; they go into `pixels` (a `vidsme.train._Pixels`) under `video_key`. The token ids
     are the attack's prefix up to the last video token (system text, video): later text cannot change
-    the video positions."""
+    the video positions. Members in `reversal_members` get no example."""
     from vidsme.train import _rows_qa, qa_prompt, video_example
 
     out = []
+    skip = set(reversal_members(members))
 
     def prefix(row: Any) -> torch.Tensor:
         (q, opts, ans), = _rows_qa(row, "primary")
@@ -55,6 +84,8 @@ def video_loss_examples(loaded: Any, members: pd.DataFrame, frames: dict[str, np
 
     for _, row in members.iterrows():
         vid = str(row["video_id"])
+        if vid in skip:
+            continue
         ids = prefix(row)
         labels = torch.full_like(ids, IGNORE)
         pixels.add(video_key(vid, n_frames), frames[vid])

@@ -511,6 +511,18 @@ def _control_inputs(c: dict[str, Any], members: pd.DataFrame, given: dict[str, n
     return vframes, negatives
 
 
+def _control_summary(c: dict[str, Any], members: pd.DataFrame) -> dict[str, Any]:
+    """Positive control only: the members that got no video-position loss (`positive_control.reversal_members`)."""
+    if float(c["video_loss_weight"]) <= 0:
+        return {}
+    from vidsme.positive_control import reversal_members
+
+    ids = reversal_members(members)
+    split = members.set_index(members["video_id"].astype(str))["split"] if "split" in members else None
+    by_split = (split.loc[ids].value_counts().to_dict() if split is not None else {"eval": len(ids)})
+    return {"video_loss_excluded": ids, "video_loss_excluded_by_split": {str(k): int(v) for k, v in by_split.items()}}
+
+
 def _base_file(base_dir: Path, name: str) -> Path | None:
     """A file `pretrain` wrote beside the base model: in its folder, or in the parent (the workflow's layout)."""
     return next((p for p in (base_dir / name, base_dir.parent / name) if p.is_file()), None)
@@ -568,6 +580,7 @@ def instruct(base_dir: Path, samples: pd.DataFrame, out_dir: Path, cfg: dict[str
                                "n_members": int(len(members)), "n_instruct_examples": len(exs),
                                "pretrain_seconds": base.get("pretrain_seconds"), "train_seconds": round(t_train, 2),
                                "instruct_videos": sorted({e.source for e in exs})}
+    summary.update(_control_summary(c, members))
     summary.update(run.evaluate(samples, frames))
     return _finish(Path(out_dir), summary)
 
@@ -597,5 +610,6 @@ def train(model_dir: Path, samples: pd.DataFrame, out_dir: Path, cfg: dict[str, 
     summary: dict[str, Any] = {"config": c, "n_pretrain_videos": n_pre, "n_members": int(len(members)),
                                "n_instruct_examples": len(exs), "train_seconds": round(t_train, 2),
                                "instruct_videos": sorted({e.source for e in exs})}
+    summary.update(_control_summary(c, members))
     summary.update(run.evaluate(samples, frames))
     return _finish(Path(out_dir), summary)
