@@ -24,7 +24,7 @@ def controls_outputs():
         raise ValueError(
             "`snakemake controls` needs dataset.kind: embedded (the controls train their own targets)"
         )
-    out = []
+    out = [f"{RES}/tables/frame_swap.md"]
     if config["controls"]["variants"]:
         out.append(f"{RES}/tables/positive_control.md")
     if SHIFT:

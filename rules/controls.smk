@@ -1,5 +1,5 @@
-# Controls (`snakemake controls`; embedded only; not in rule all): the ARTIFICIAL positive control
-# (target variants of controls.variants) and the shift control (a second embedded experiment, the
+# Controls (`snakemake controls`; embedded only; not in rule all): the frame-swap control of the
+# main target, the ARTIFICIAL positive control (target variants of controls.variants) and the shift control (a second embedded experiment, the
 # module `shift` in the Snakefile). docs/controls.md describes both; helpers in common_controls.smk.
 
 
@@ -46,3 +46,29 @@ rule shift_control_table:
         verdict_margin=config["blind"]["verdict_margin"],
     script:
         "../scripts/shift_control_table.py"
+
+
+rule frame_swap:
+    input:
+        sheet=f"{DATA}/samples.tsv",
+        model=f"{RES}/target/main/model",
+    output:
+        md=report(
+            f"{RES}/tables/frame_swap.md",
+            caption="../report/frame_swap.rst",
+            category="Controls",
+        ),
+        csv=f"{RES}/tables/frame_swap.csv",
+    log:
+        f"{LOGS}/frame_swap.log",
+    benchmark:
+        f"{BENCH}/frame_swap.tsv"
+    threads: config["numerics"]["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        num_frames=lambda w: train_cfg("main")["num_frames"],
+        seed=config["seed"],
+    script:
+        "../scripts/frame_swap.py"

@@ -124,17 +124,18 @@ def test_controls_target_plans_both_controls_and_all_does_not(wd: Path) -> None:
     # main and positive_control tuned from one base target; the shift experiment's tuned and base targets
     assert jobs["train_target"] == 2 and jobs["pretrain_target"] == 1
     assert jobs["shift_train_target"] == jobs["shift_pretrain_target"] == jobs["shift_embedded_data"] == 1
-    assert jobs["positive_control_table"] == jobs["shift_control_table"] == 1
+    assert jobs["positive_control_table"] == jobs["shift_control_table"] == jobs["frame_swap"] == 1
     assert "results/embedded/target/positive_control/model" in out
     assert "data/embedded_shift/samples.tsv" in out and "results/embedded_shift/metrics/embedded-base/F16/metrics.tsv" in out
     # `vidsme check -t controls` compares exactly the tables these rules write (results/{experiment}/...)
     tables = {t for t in re.findall(r"results/embedded/(tables/\S+\.csv)", out)
-              if any(c in t for c in ("positive_control", "shift_control"))}
-    assert tables == {"tables/positive_control.csv", "tables/shift_control.csv"}
+              if any(c in t for c in ("positive_control", "shift_control", "frame_swap"))}
+    assert tables == {"tables/positive_control.csv", "tables/shift_control.csv", "tables/frame_swap.csv"}
     assert all(any(fnmatch.fnmatch(t, p) for p in TARGETS["controls"]) for t in tables)
     assert not any(fnmatch.fnmatch(t, p) for t in tables for p in TARGETS["all"] + TARGETS["ablations"])
     default = snakemake(wd, "-n").stdout
     assert not any(r.startswith("shift_") for r in planned_jobs(default)) and "positive_control" not in default
+    assert "frame_swap" not in planned_jobs(default)
     assert planned_jobs(default)["train_target"] == 1
 
 

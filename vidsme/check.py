@@ -33,7 +33,7 @@ TARGETS: dict[str, tuple[str, ...]] = {
             "tables/blind_features.csv", "blind/metrics.tsv", "tables/dataset_inference*.csv",
             "target/main/memorisation.json", "target/base/memorisation.json"),
     "ablations": ("tables/ablation_*.csv", "target/*/memorisation.json"),
-    "controls": ("tables/shift_control.csv", "tables/positive_control.csv"),
+    "controls": ("tables/shift_control.csv", "tables/positive_control.csv", "tables/frame_swap.csv"),
 }
 EXPECTED = TARGETS["all"]  # the default target's
 SOURCE = "source.json"  # in an expected folder: provenance of the run it was copied from

@@ -318,6 +318,25 @@ def train_target(sheet: str, base_model: str, out_model: str, train_cfg: dict[st
     return summary
 
 
+def frame_swap(sheet: str, model_dir: str, num_frames: int, seed: int, md: str, csv: str, target: str = "main"
+               ) -> pd.DataFrame:
+    """Embedded default, frame-swap control (`vidsme.frame_swap`): the target's answer loss on the evaluation
+    videos with their own, another video's and black frames, at the training's frame count."""
+    from vidsme import synth
+    from vidsme.frame_swap import frame_swap as measure
+    from vidsme.frame_swap import write_table
+    from vidsme.models import load_model
+    from vidsme.train import _check_samples, load_videos
+
+    samples = _check_samples(synth.read_sheet(Path(sheet)))
+    rows = samples[samples["split"] == "eval"] if "split" in samples else samples
+    frames = load_videos(rows, Path(sheet).parent, int(num_frames))
+    table = measure(load_model({"id": str(model_dir)}), rows, frames, int(num_frames), int(seed))
+    write_table(table, md, csv, target)
+    log.info("frame swap: %s", table.to_dict("records"))
+    return table
+
+
 def _beside(model_dir: Path) -> None:
     """Move the training curve and memorisation summary from the model folder to its parent."""
     import shutil
