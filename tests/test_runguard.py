@@ -149,7 +149,10 @@ def test_a_job_stops_when_its_main_process_is_killed(tmp_path: Path) -> None:
     m = _python(main, start_new_session=True)
     try:
         job_pid = int(m.stdout.readline())
-        time.sleep(2)  # the job is inside logged() and sleeping
+        t0 = time.monotonic()  # wait until the job is inside logged() (a loaded machine imports slowly)
+        while not (log.exists() and "vidsme" in log.read_text()) and time.monotonic() - t0 < 120:
+            time.sleep(0.1)
+        time.sleep(1)
         assert not _gone(job_pid)
         os.kill(m.pid, signal.SIGKILL)
         m.wait()
@@ -162,3 +165,42 @@ def test_a_job_stops_when_its_main_process_is_killed(tmp_path: Path) -> None:
     finally:
         if m.poll() is None:
             os.killpg(m.pid, signal.SIGKILL)
+
+
+def test_a_job_that_starts_after_its_main_process_died_logs_the_interrupt(tmp_path: Path) -> None:
+    """The run is already gone when the job enters vidsme.logs.logged: it stops at once, and the log
+    still says why and holds the KeyboardInterrupt (the watcher starts inside the logged block)."""
+    log, flag = tmp_path / "job.log", tmp_path / "go"
+    job = f"""
+        import os, time
+        while not os.path.exists({str(flag)!r}):
+            time.sleep(0.05)
+        from vidsme.logs import logged
+        with logged({str(log)!r}):
+            time.sleep(120)
+    """
+    main = f"""
+        import subprocess, sys, time
+        from vidsme.runguard import announce_main
+        announce_main()
+        job = subprocess.Popen([sys.executable, "-c", {textwrap.dedent(job)!r}])
+        print(job.pid, flush=True)
+        time.sleep(120)
+    """
+    m = _python(main, start_new_session=True)
+    try:
+        job_pid = int(m.stdout.readline())
+        os.kill(m.pid, signal.SIGKILL)
+        m.wait()
+        flag.touch()
+        t0 = time.monotonic()
+        while not _gone(job_pid) and time.monotonic() - t0 < 60:
+            time.sleep(0.1)
+        assert _gone(job_pid), "the job outlived its main process"
+        text = log.read_text()
+        assert "is gone: stopping this job" in text and "KeyboardInterrupt" in text
+    finally:
+        if m.poll() is None:
+            os.killpg(m.pid, signal.SIGKILL)
+        if not _gone(job_pid):
+            os.kill(job_pid, signal.SIGKILL)

@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
-from vidsme.runguard import watch_main
+from vidsme.runguard import interrupted, watch_main
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -84,15 +84,19 @@ def logged(path: str | Path | None) -> Iterator[logging.Logger]:
             h.setFormatter(fmt)
             logger.addHandler(h)
         logging.captureWarnings(True)
-        watch_main()  # no orphan job: stop when the run's main Snakemake process is gone
         try:
+            # no orphan job: stop when the run's main Snakemake process is gone; inside the try, so the
+            # interrupt is logged even when the run was already gone as this job started
+            watch_main()
             from vidsme.numerics import apply_in_process
 
             pinned = apply_in_process()  # pinned runs: fixed thread pools, AVX2 kernels checked
             if pinned:
                 log.info("numerics pinned: %s", pinned)
             yield log
-        except BaseException:
+        except BaseException as e:
+            if isinstance(e, KeyboardInterrupt):
+                interrupted()  # the run guard stops repeating it
             log.error("failed:\n%s", traceback.format_exc())
             raise
         finally:

@@ -34,9 +34,11 @@ from pathlib import Path
 __all__ = ["ENV", "RUN_LOCK", "claim_run", "announce_main", "forget_main", "main_alive", "watch_main"]
 
 ENV = "VIDSME_SNAKEMAKE_MAIN"  # host:pid:start time of the main Snakemake process of the run
+ENV_NS = "VIDSME_SNAKEMAKE_MAIN_PIDNS"  # its pid namespace (a job in the same one can tell "gone" from "not visible")
 RUN_LOCK = "vidsme-run.lock"
 _held: int | None = None  # fd of the run lock, held for the life of the process
 _watcher: threading.Thread | None = None
+_interrupted = threading.Event()  # set by the job (`interrupted`) once its KeyboardInterrupt is being handled
 
 log = logging.getLogger("vidsme.runguard")
 
@@ -48,6 +50,14 @@ def _start_time(pid: int) -> str:
     except OSError:
         return ""
     return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _pidns() -> str:
+    """This process's pid namespace ('' when unknown)."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
 
 
 def _token() -> str:
@@ -94,11 +104,13 @@ def claim_run(snakemake_dir: str | os.PathLike[str] = ".snakemake", wait_s: floa
 def announce_main() -> None:
     """Export this (main Snakemake) process's identity to the jobs it starts."""
     os.environ[ENV] = _token()
+    os.environ[ENV_NS] = _pidns()
 
 
 def forget_main() -> None:
     """In a remotely executed job's Snakemake: do not watch the login node's process."""
     os.environ.pop(ENV, None)
+    os.environ.pop(ENV_NS, None)
 
 
 def main_alive(token: str) -> bool:
@@ -115,11 +127,17 @@ def main_alive(token: str) -> bool:
     return not start or _start_time(int(pid)) == start  # a new process with a reused pid is not it
 
 
+def interrupted() -> None:
+    """In a job: its KeyboardInterrupt is being handled; the watcher stops repeating it."""
+    _interrupted.set()
+
+
 def watch_main(poll_s: float = 1.0, grace_s: float = 10.0) -> threading.Thread | None:
     """In a job: stop this process when the main Snakemake process of its run is gone.
 
     No-op (None) outside a local Snakemake run, or when the main process is not visible when the job
-    starts (a container with its own pid namespace): it acts only on a process seen alive, then gone.
+    starts from another pid namespace (a container): there it acts only on a process seen alive, then
+    gone. In the main process's own pid namespace a main already gone at the start stops the job at once.
     The job gets a KeyboardInterrupt in its main thread
     (its writes are atomic, so no partial output stays) and is exited ``grace_s`` later if still alive."""
     global _watcher
@@ -128,15 +146,21 @@ def watch_main(poll_s: float = 1.0, grace_s: float = 10.0) -> threading.Thread |
         return None
     if _watcher is not None:
         return _watcher
-    if not main_alive(token):  # not visible from here (another pid namespace): nothing to watch
+    ns = os.environ.get(ENV_NS, "")
+    if not main_alive(token) and not (ns and ns == _pidns()):  # not visible from here (another pid namespace)
         return None
 
     def watch() -> None:
         while main_alive(token):
             time.sleep(poll_s)
         log.error("the Snakemake run that started this job (pid %s) is gone: stopping this job", token.rsplit(":", 2)[1])
-        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # type: ignore[arg-type]
-        time.sleep(grace_s)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            # again until the job takes it: code that checks for signals and clears the error (seen during
+            # imports) can swallow one KeyboardInterrupt
+            if not _interrupted.is_set():
+                signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # type: ignore[arg-type]
+            time.sleep(0.5)
         os._exit(130)
 
     _watcher = threading.Thread(target=watch, name="vidsme-watch-main", daemon=True)
