@@ -167,9 +167,11 @@ def test_a_job_stops_when_its_main_process_is_killed(tmp_path: Path) -> None:
             os.killpg(m.pid, signal.SIGKILL)
 
 
-def test_a_job_that_starts_after_its_main_process_died_logs_the_interrupt(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sigint", ["default", "ignored"])
+def test_a_job_that_starts_after_its_main_process_died_logs_the_interrupt(sigint: str, tmp_path: Path) -> None:
     """The run is already gone when the job enters vidsme.logs.logged: it stops at once, and the log
-    still says why and holds the KeyboardInterrupt (the watcher starts inside the logged block)."""
+    still says why and holds the KeyboardInterrupt (the watcher starts inside the logged block). With
+    SIGINT ignored, as a run started in the background (`snakemake ... &` in a script) passes it on, too."""
     log, flag = tmp_path / "job.log", tmp_path / "go"
     job = f"""
         import os, time
@@ -187,7 +189,8 @@ def test_a_job_that_starts_after_its_main_process_died_logs_the_interrupt(tmp_pa
         print(job.pid, flush=True)
         time.sleep(120)
     """
-    m = _python(main, start_new_session=True)
+    ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint == "ignored" else None
+    m = _python(main, start_new_session=True, preexec_fn=ignore)
     try:
         job_pid = int(m.stdout.readline())
         os.kill(m.pid, signal.SIGKILL)

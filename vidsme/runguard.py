@@ -146,6 +146,10 @@ def watch_main(poll_s: float = 1.0, grace_s: float = 10.0) -> threading.Thread |
         return None
     if _watcher is not None:
         return _watcher
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # a run started in the background (`snakemake ... &` in a script) passes SIGINT ignored to its jobs;
+        # the guard stops a job with it
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     ns = os.environ.get(ENV_NS, "")
     if not main_alive(token) and not (ns and ns == _pidns()):  # not visible from here (another pid namespace)
         return None
