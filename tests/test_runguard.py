@@ -128,6 +128,28 @@ def _gone(pid: int) -> bool:
     return state == "Z"
 
 
+def _stopped_with_interrupt(job_pid: int, log: Path, within_s: float) -> None:
+    """The job is gone within `within_s` and its log says why and holds the KeyboardInterrupt."""
+    t0 = time.monotonic()
+    while not _gone(job_pid) and time.monotonic() - t0 < within_s:
+        time.sleep(0.1)
+    assert _gone(job_pid), "the job outlived its main process"
+    text = log.read_text()
+    assert "is gone: stopping this job" in text and "KeyboardInterrupt" in text
+
+
+def _main_starting(job: str) -> str:
+    """Code of a main process that announces itself, starts `job` (Python code), prints its pid and sleeps."""
+    return f"""
+        import subprocess, sys, time
+        from vidsme.runguard import announce_main
+        announce_main()
+        job = subprocess.Popen([sys.executable, "-c", {textwrap.dedent(job)!r}])
+        print(job.pid, flush=True)
+        time.sleep(120)
+    """
+
+
 def test_a_job_stops_when_its_main_process_is_killed(tmp_path: Path) -> None:
     """main (announces itself) -> job (a step inside vidsme.logs.logged, sleeping); SIGKILL main: the job
     logs why, gets KeyboardInterrupt and exits within seconds."""
@@ -138,14 +160,7 @@ def test_a_job_stops_when_its_main_process_is_killed(tmp_path: Path) -> None:
         with logged({str(log)!r}):
             time.sleep(120)
     """
-    main = f"""
-        import subprocess, sys, time
-        from vidsme.runguard import announce_main
-        announce_main()
-        job = subprocess.Popen([sys.executable, "-c", {textwrap.dedent(job)!r}])
-        print(job.pid, flush=True)
-        time.sleep(120)
-    """
+    main = _main_starting(job)
     m = _python(main, start_new_session=True)
     try:
         job_pid = int(m.stdout.readline())
@@ -156,12 +171,7 @@ def test_a_job_stops_when_its_main_process_is_killed(tmp_path: Path) -> None:
         assert not _gone(job_pid)
         os.kill(m.pid, signal.SIGKILL)
         m.wait()
-        t0 = time.monotonic()
-        while not _gone(job_pid) and time.monotonic() - t0 < 15:
-            time.sleep(0.1)
-        assert _gone(job_pid), "the job outlived its main process"
-        text = log.read_text()
-        assert "is gone: stopping this job" in text and "KeyboardInterrupt" in text
+        _stopped_with_interrupt(job_pid, log, 15)
     finally:
         if m.poll() is None:
             os.killpg(m.pid, signal.SIGKILL)
@@ -181,14 +191,7 @@ def test_a_job_that_starts_after_its_main_process_died_logs_the_interrupt(sigint
         with logged({str(log)!r}):
             time.sleep(120)
     """
-    main = f"""
-        import subprocess, sys, time
-        from vidsme.runguard import announce_main
-        announce_main()
-        job = subprocess.Popen([sys.executable, "-c", {textwrap.dedent(job)!r}])
-        print(job.pid, flush=True)
-        time.sleep(120)
-    """
+    main = _main_starting(job)
     ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint == "ignored" else None
     m = _python(main, start_new_session=True, preexec_fn=ignore)
     try:
@@ -196,12 +199,7 @@ def test_a_job_that_starts_after_its_main_process_died_logs_the_interrupt(sigint
         os.kill(m.pid, signal.SIGKILL)
         m.wait()
         flag.touch()
-        t0 = time.monotonic()
-        while not _gone(job_pid) and time.monotonic() - t0 < 60:
-            time.sleep(0.1)
-        assert _gone(job_pid), "the job outlived its main process"
-        text = log.read_text()
-        assert "is gone: stopping this job" in text and "KeyboardInterrupt" in text
+        _stopped_with_interrupt(job_pid, log, 60)
     finally:
         if m.poll() is None:
             os.killpg(m.pid, signal.SIGKILL)
