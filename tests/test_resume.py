@@ -134,7 +134,9 @@ def test_interrupted_model_pass_resumes_with_the_same_command(how: str, videos: 
          "kill_main": lambda: os.kill(run.pid, signal.SIGKILL)}[how]()
         run.wait(timeout=300)  # Ctrl-C: Snakemake waits for its jobs to stop; slow on a loaded machine
     assert run.returncode != 0
-    assert len(list((wd / "results" / "t" / "dumps").rglob("*.safetensors"))) == 1  # written, its job unfinished
+    dumps = len(list((wd / "results" / "t" / "dumps").rglob("*.safetensors")))
+    # written, its job unfinished; on Ctrl-C Snakemake may already have removed it as the output of a job it stopped
+    assert dumps == 1 or (how == "ctrl_c" and dumps == 0)
     if how != "ctrl_c":
         assert list((wd / ".snakemake" / "locks").glob("*.lock"))  # a hard kill leaves Snakemake's locks behind
 
