@@ -78,6 +78,32 @@ def test_video_position_loss_values() -> None:
         pc.video_position_loss(logits, torch.ones_like(ids), ["low", "", ""], tok)
     with pytest.raises(ValueError, match="video_target"):
         pc.video_position_loss(logits, ids, ["up", "", ""], tok)
+    # not_token: -log(1 - p(token)) per position, whatever the rest of p
+    away = np.mean([-math.log(1 - q1[4]), -math.log(1 - 0.2)])
+    got = pc.video_position_loss(logits, ids, ["low", "high", ""], tok, "not_token")
+    assert float(got) == pytest.approx((low + away) / 2, rel=1e-6)
+    big = torch.zeros(1, 4, V)
+    big[0, 1:3, tok] = -200.0  # no mass on the token: no loss, finite
+    assert float(pc.video_position_loss(big, ids[:1], ["high"], tok, "not_token")) == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="negative target"):
+        pc.video_position_loss(logits, ids, ["high", "", ""], tok, "zero")
+
+
+def test_pool_negatives_count(data) -> None:
+    _, df, frames = data
+    members = df[df["label"] == 1]
+    pool = list(synth.pretrain_frames(SYN))  # 4 videos, fewer than the members
+    for n, want in ((0, min(len(members), 4)), (2, 2), (3, 3), (99, 4)):
+        c = train._cfg({**TCFG, "video_loss_weight": 1.0, "video_loss_pool": n})
+        _, neg = train._control_inputs(c, members, frames, None, pool)
+        assert len(neg) == want and all(v.shape[0] == 4 for v in neg.values())
+
+
+def test_video_loss_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match="video_loss_negative"):
+        train._cfg({"video_loss_negative": "zero"})
+    with pytest.raises(ValueError, match="video_loss_pool"):
+        train._cfg({"video_loss_pool": -1})
 
 
 def test_answer_loss_equals_the_models_own_loss(data) -> None:

@@ -124,13 +124,14 @@ def batches(examples: list[Example], batch_size: int, g: torch.Generator) -> lis
     return [out[i] for i in torch.randperm(len(out), generator=g).tolist()]
 
 
-def video_position_loss(logits: torch.Tensor, input_ids: torch.Tensor, targets: list[str], token_id: int
-                        ) -> torch.Tensor:
+def video_position_loss(logits: torch.Tensor, input_ids: torch.Tensor, targets: list[str], token_id: int,
+                        negative: str = "uniform") -> torch.Tensor:
     """Loss at the video positions (``input_ids == token_id``) of each row, by ``targets[row]``:
 
-    ``"low"``: cross-entropy towards `token_id`; ``"high"``: KL(uniform || p) = cross-entropy to the
-    uniform distribution minus log V (0 at the uniform distribution); ``""``: no term.
-    Mean over positions, then over the rows that have a term (0 when none has).
+    ``"low"``: cross-entropy towards `token_id`; ``"high"``, by `negative`: ``"uniform"``, KL(uniform || p)
+    = cross-entropy to the uniform distribution minus log V (0 at the uniform distribution), or
+    ``"not_token"``, -log(1 - p(token_id)) (0 when the token has no mass; the rest of p is left to the
+    model); ``""``: no term. Mean over positions, then over the rows that have a term (0 when none has).
     """
     terms = []
     for i, t in enumerate(targets):
@@ -142,8 +143,13 @@ def video_position_loss(logits: torch.Tensor, input_ids: torch.Tensor, targets: 
         logp = torch.log_softmax(lg, dim=-1)
         if t == "low":
             terms.append(-logp[:, token_id].mean())
-        elif t == "high":
+        elif t == "high" and negative == "uniform":
             terms.append((-logp.mean(dim=-1) - math.log(lg.shape[-1])).mean())
+        elif t == "high" and negative == "not_token":
+            others = torch.cat([logp[:, :token_id], logp[:, token_id + 1:]], dim=-1)
+            terms.append(-torch.logsumexp(others, dim=-1).mean())  # log(1 - p(token)), stably
+        elif t == "high":
+            raise ValueError(f"unknown negative target {negative!r} (expected 'uniform' or 'not_token')")
         else:
             raise ValueError(f"unknown video_target {t!r} (expected 'low', 'high' or '')")
     return torch.stack(terms).mean() if terms else logits.sum() * 0.0
@@ -158,11 +164,11 @@ def answer_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return (nll * m).sum() / m.sum().clamp_min(1.0)
 
 
-def batch_loss(model: Any, inputs: dict[str, torch.Tensor], targets: list[str], weight: float, token_id: int
-               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def batch_loss(model: Any, inputs: dict[str, torch.Tensor], targets: list[str], weight: float, token_id: int,
+               negative: str = "uniform") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(total, answer loss, video-position loss) of one collated batch; total = answer + weight * video."""
     batch = {k: v for k, v in inputs.items() if k != "labels"}
     logits = model(**batch).logits
-    vloss = video_position_loss(logits, batch["input_ids"], targets, token_id)
+    vloss = video_position_loss(logits, batch["input_ids"], targets, token_id, negative)
     aloss = answer_loss(logits, inputs["labels"])
     return aloss + weight * vloss, aloss, vloss

@@ -62,6 +62,10 @@ DEFAULTS: dict[str, Any] = {
     # many pretraining-pool videos (`vidsme.positive_control`). 0 = off: the real recipe, no such loss.
     "video_loss_weight": 0.0,
     "video_loss_frames": 0,  # frames of the positive control's video-position examples (0 = num_frames; the workflow: the attack's F)
+    "video_loss_pool": 0,  # positive control: pretraining-pool videos used as negatives (0 = as many as members)
+    # positive control: what the negatives (members reversed, pool videos) are pushed to at the video positions:
+    # uniform = KL(uniform || p), maximum entropy; not_token = -log(1 - p(token)), away from the members' token only
+    "video_loss_negative": "uniform",
 }
 FULL: dict[str, Any] = {**DEFAULTS, "pretrain_epochs": 4, "epochs": 100}  # config/full.yaml
 # Tiny model sizes for vidsme.tiny.build_tiny in the embedded default.
@@ -69,6 +73,7 @@ TINY_SIZES: dict[str, int] = {"hidden_size": 128, "num_layers": 4, "num_heads": 
                               "intermediate_size": 256, "vision_hidden_size": 64, "vision_layers": 2,
                               "vision_heads": 2, "image_size": 32, "patch_size": 8, "vocab_size": 1000}
 AUGMENTS = ("none", "reverse", "shuffle")
+VIDEO_LOSS_NEGATIVES = ("uniform", "not_token")  # positive control: targets of its negative examples
 IGNORE = -100
 # Settings that shape the pretraining stage: variants that share them instruction-tune from one base target.
 PRETRAIN_KEYS = ("seed", "num_frames", "pretrain_epochs", "pretrain_lr", "batch_size", "weight_decay", "warmup",
@@ -100,12 +105,15 @@ def _cfg(cfg: dict[str, Any] | None) -> dict[str, Any]:
     for k in ("num_frames", "batch_size", "threads"):
         if int(c[k]) < 1:
             raise ValueError(f"train.{k} must be >= 1, got {c[k]!r}")
-    for k in ("epochs", "pretrain_epochs", "video_loss_frames"):
+    for k in ("epochs", "pretrain_epochs", "video_loss_frames", "video_loss_pool"):
         if int(c[k]) < 0:
             raise ValueError(f"train.{k} must be >= 0, got {c[k]!r}")
     w = float(c["video_loss_weight"])
     if not math.isfinite(w) or w < 0:
         raise ValueError(f"train.video_loss_weight must be a finite number >= 0, got {c['video_loss_weight']!r}")
+    if c["video_loss_negative"] not in VIDEO_LOSS_NEGATIVES:
+        raise ValueError(f"train.video_loss_negative must be one of {VIDEO_LOSS_NEGATIVES}, "
+                         f"got {c['video_loss_negative']!r}")
     if w > 0 and c["augment"] != "none":
         raise ValueError("train.video_loss_weight > 0 (positive control) needs train.augment: none; "
                          "augmentation would reorder the frames that the video-position loss ties to an order")
@@ -270,7 +278,8 @@ def _run_stage(model: Any, examples: list[Example], pixels: dict[str, torch.Tens
                 grp["lr"] = lr * _schedule(step, total, float(c["warmup"]))
             inputs = collate(batch, pad_id, pixels, augment, g)
             if w_video:
-                loss, aloss, vloss = pc.batch_loss(model, inputs, [e.video_target for e in batch], w_video, token_id)
+                loss, aloss, vloss = pc.batch_loss(model, inputs, [e.video_target for e in batch], w_video, token_id,
+                                                   str(c["video_loss_negative"]))
                 vlosses.append(float(vloss.detach()))
             else:
                 loss = aloss = model(**inputs).loss
@@ -493,8 +502,9 @@ def _video_loss_frames(c: dict[str, Any]) -> int:
 def _control_inputs(c: dict[str, Any], members: pd.DataFrame, given: dict[str, np.ndarray] | None,
                     video_root: Path | None, pool: Iterable[tuple[dict[str, Any], np.ndarray]] | None
                     ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None:
-    """Positive control only (``video_loss_weight > 0``, else None): the members' frames and as many
-    pretraining-pool videos (the negatives), each sampled to ``video_loss_frames``."""
+    """Positive control only (``video_loss_weight > 0``, else None): the members' frames and
+    ``video_loss_pool`` pretraining-pool videos (the negatives; 0 = as many as members), each sampled to
+    ``video_loss_frames``."""
     if float(c["video_loss_weight"]) <= 0:
         return None
     fv = _video_loss_frames(c)
@@ -502,7 +512,7 @@ def _control_inputs(c: dict[str, Any], members: pd.DataFrame, given: dict[str, n
                else load_videos(members, video_root, fv))
     negatives: dict[str, np.ndarray] = {}
     for row, fr in pool or []:
-        if len(negatives) == len(members):
+        if len(negatives) == (int(c["video_loss_pool"]) or len(members)):
             break
         negatives[f"pre:{row['video_id']}"] = _sample(fr, fv)
     if not negatives:
