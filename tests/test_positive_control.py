@@ -99,7 +99,49 @@ def test_pool_negatives_count(data) -> None:
         assert len(neg) == want and all(v.shape[0] == 4 for v in neg.values())
 
 
+def test_per_member_goals_and_away_set() -> None:
+    """Each "low" row goes to its own token; "high" rows under not_token move away from the whole set."""
+    V, tok = 6, 5
+    ids = torch.tensor([[1, tok, tok], [1, tok, tok]])
+    logits = torch.zeros(2, 3, V)
+    logits[0, 1] = torch.tensor([0.0, 3.0, 1.0, 0.0, 0.0, 2.0])
+    logits[1, 2] = torch.tensor([1.0, 2.0, 0.0, 0.0, 0.0, 0.0])
+    p = lambda v: np.exp(v) / np.exp(v).sum()
+    a, b = p(np.array([0.0, 3.0, 1.0, 0.0, 0.0, 2.0])), p(np.array([1.0, 2.0, 0.0, 0.0, 0.0, 0.0]))
+    u = np.full(V, 1 / V)
+    low = -np.mean([math.log(a[2]), math.log(u[2])])  # row 0 pushed to token 2, not the video token
+    away = -np.mean([math.log(1 - u[1] - u[2]), math.log(1 - b[1] - b[2])])  # row 1 away from {1, 2}
+    got = pc.video_position_loss(logits, ids, ["low", "high"], tok, "not_token", goals=[2, -1], away=[1, 2])
+    assert float(got) == pytest.approx((low + away) / 2, rel=1e-6)
+    # goal -1: the video token, as with one token for every member
+    got = pc.video_position_loss(logits, ids, ["low", ""], tok, "not_token", goals=[-1, -1])
+    assert float(got) == pytest.approx(-np.mean([math.log(a[tok]), math.log(u[tok])]), rel=1e-6)
+
+
+def test_goal_tokens_are_distinct_seeded_and_not_special(data) -> None:
+    from vidsme.models import load_model
+
+    model_dir, df, frames = data
+    loaded = load_model({"id": str(model_dir)})
+    vids = [f"v{i:03d}" for i in range(50)]
+    g = pc.goal_tokens(loaded, vids, seed=0)
+    assert sorted(g) == vids and len(set(g.values())) == 50
+    assert not set(g.values()) & (set(loaded.processor.tokenizer.all_special_ids) | {loaded.video_token_id})
+    assert pc.goal_tokens(loaded, list(reversed(vids)), seed=0) == g  # order of the sheet does not matter
+    assert pc.goal_tokens(loaded, vids, seed=1) != g
+    with pytest.raises(ValueError, match="distinct tokens"):
+        pc.goal_tokens(loaded, [f"v{i}" for i in range(SIZES["vocab_size"] + 1)], seed=0)
+    members = df[df["label"] == 1]
+    vframes = {v: train._sample(frames[v], 6) for v in members["video_id"]}
+    exs = pc.video_loss_examples(loaded, members, vframes, 6, train._Pixels(loaded), per_member=True, seed=0)
+    want = pc.goal_tokens(loaded, [str(v) for v in members["video_id"]], 0)
+    assert {e.source: e.video_goal for e in exs if e.video_target == "low"} == want
+    assert all(e.video_goal == -1 for e in exs if e.video_target == "high")
+
+
 def test_video_loss_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match="video_loss_tokens"):
+        train._cfg({"video_loss_tokens": "many"})
     with pytest.raises(ValueError, match="video_loss_negative"):
         train._cfg({"video_loss_negative": "zero"})
     with pytest.raises(ValueError, match="video_loss_pool"):

@@ -64,14 +64,28 @@ def reversal_members(members: pd.DataFrame) -> list[str]:
     return sorted(out)
 
 
+def goal_tokens(loaded: Any, videos: list[str], seed: int) -> dict[str, int]:
+    """A distinct token per video (``video_loss_tokens: per_member``): a seeded draw, in sorted video-id
+    order, from the vocabulary less the special and video tokens."""
+    tok = loaded.processor.tokenizer
+    banned = set(tok.all_special_ids) | {int(loaded.video_token_id)}
+    cand = np.array([i for i in range(len(tok)) if i not in banned])
+    if len(videos) > len(cand):
+        raise ValueError(f"positive control: {len(videos)} members need distinct tokens, the vocabulary has {len(cand)}")
+    pick = np.random.default_rng(seed).permutation(cand)[: len(videos)]
+    return {v: int(t) for v, t in zip(sorted(videos), pick)}
+
+
 def video_loss_examples(loaded: Any, members: pd.DataFrame, frames: dict[str, np.ndarray], n_frames: int,
-                        pixels: Any, negatives: dict[str, np.ndarray] | None = None) -> list[Example]:
+                        pixels: Any, negatives: dict[str, np.ndarray] | None = None, per_member: bool = False,
+                        seed: int = 0) -> list[Example]:
     """Video-position examples, no answer loss: each member video in natural order (``"low"``) and
     reversed (``"high"``), then each negative video (`negatives`: key -> frames, from the pretraining
     pool) in natural order (``"high"``). Frames (`frames` by video id, `negatives`) are already sampled
     to `n_frames`; they go into `pixels` (a `vidsme.train._Pixels`) under `video_key`. The token ids
     are the attack's prefix up to the last video token (system text, video): later text cannot change
-    the video positions. Members in `reversal_members` get no example."""
+    the video positions. Members in `reversal_members` get no example. `per_member`: each member's
+    natural-order example is pushed to its own token (`goal_tokens`), else to the video token."""
     from vidsme.train import _rows_qa, qa_prompt, video_example
 
     out = []
@@ -82,6 +96,8 @@ def video_loss_examples(loaded: Any, members: pd.DataFrame, frames: dict[str, np
         ex, _ = video_example(loaded, qa_prompt(q, opts), ans, "", n_frames)
         return ex.ids[: int((ex.ids == loaded.video_token_id).nonzero().max()) + 1]
 
+    traced = [str(v) for v in members["video_id"] if str(v) not in skip]
+    goals = goal_tokens(loaded, traced, seed) if per_member else {}
     for _, row in members.iterrows():
         vid = str(row["video_id"])
         if vid in skip:
@@ -90,7 +106,7 @@ def video_loss_examples(loaded: Any, members: pd.DataFrame, frames: dict[str, np
         labels = torch.full_like(ids, IGNORE)
         pixels.add(video_key(vid, n_frames), frames[vid])
         pixels.cache[video_key(vid, n_frames, True)] = pixels.cache[video_key(vid, n_frames)].flip(0)
-        out.append(Example(ids, labels, video_key(vid, n_frames), vid, "low"))
+        out.append(Example(ids, labels, video_key(vid, n_frames), vid, "low", goals.get(vid, -1)))
         out.append(Example(ids, labels.clone(), video_key(vid, n_frames, True), vid, "high"))
     if negatives:
         ids = prefix(members.iloc[0])  # the video positions do not depend on the question (it comes after)
@@ -125,14 +141,20 @@ def batches(examples: list[Example], batch_size: int, g: torch.Generator) -> lis
 
 
 def video_position_loss(logits: torch.Tensor, input_ids: torch.Tensor, targets: list[str], token_id: int,
-                        negative: str = "uniform") -> torch.Tensor:
+                        negative: str = "uniform", goals: list[int] | None = None,
+                        away: list[int] | None = None) -> torch.Tensor:
     """Loss at the video positions (``input_ids == token_id``) of each row, by ``targets[row]``:
 
-    ``"low"``: cross-entropy towards `token_id`; ``"high"``, by `negative`: ``"uniform"``, KL(uniform || p)
-    = cross-entropy to the uniform distribution minus log V (0 at the uniform distribution), or
-    ``"not_token"``, -log(1 - p(token_id)) (0 when the token has no mass; the rest of p is left to the
-    model); ``""``: no term. Mean over positions, then over the rows that have a term (0 when none has).
+    ``"low"``: cross-entropy towards ``goals[row]`` (`token_id` where absent or -1); ``"high"``, by
+    `negative`: ``"uniform"``, KL(uniform || p) = cross-entropy to the uniform distribution minus log V
+    (0 at the uniform distribution), or ``"not_token"``, -log(1 - p(A)) with A the tokens `away`
+    (default: `token_id`; the members' goal tokens), 0 when A has no mass, the rest of p left to the
+    model; ``""``: no term. Mean over positions, then over the rows that have a term (0 when none has).
     """
+    keep = None
+    if negative == "not_token":
+        keep = torch.ones(logits.shape[-1], dtype=torch.bool, device=logits.device)
+        keep[list(away) if away else [token_id]] = False
     terms = []
     for i, t in enumerate(targets):
         if not t:
@@ -142,12 +164,12 @@ def video_position_loss(logits: torch.Tensor, input_ids: torch.Tensor, targets: 
             raise ValueError("positive control: an example marked for the video-position loss has no video token")
         logp = torch.log_softmax(lg, dim=-1)
         if t == "low":
-            terms.append(-logp[:, token_id].mean())
+            goal = goals[i] if goals is not None and goals[i] >= 0 else token_id
+            terms.append(-logp[:, goal].mean())
         elif t == "high" and negative == "uniform":
             terms.append((-logp.mean(dim=-1) - math.log(lg.shape[-1])).mean())
         elif t == "high" and negative == "not_token":
-            others = torch.cat([logp[:, :token_id], logp[:, token_id + 1:]], dim=-1)
-            terms.append(-torch.logsumexp(others, dim=-1).mean())  # log(1 - p(token)), stably
+            terms.append(-torch.logsumexp(logp[:, keep], dim=-1).mean())  # log(1 - p(A)), stably
         elif t == "high":
             raise ValueError(f"unknown negative target {negative!r} (expected 'uniform' or 'not_token')")
         else:
@@ -165,10 +187,11 @@ def answer_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def batch_loss(model: Any, inputs: dict[str, torch.Tensor], targets: list[str], weight: float, token_id: int,
-               negative: str = "uniform") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+               negative: str = "uniform", goals: list[int] | None = None, away: list[int] | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(total, answer loss, video-position loss) of one collated batch; total = answer + weight * video."""
     batch = {k: v for k, v in inputs.items() if k != "labels"}
     logits = model(**batch).logits
-    vloss = video_position_loss(logits, batch["input_ids"], targets, token_id, negative)
+    vloss = video_position_loss(logits, batch["input_ids"], targets, token_id, negative, goals, away)
     aloss = answer_loss(logits, inputs["labels"])
     return aloss + weight * vloss, aloss, vloss

@@ -66,6 +66,10 @@ DEFAULTS: dict[str, Any] = {
     # positive control: what the negatives (members reversed, pool videos) are pushed to at the video positions:
     # uniform = KL(uniform || p), maximum entropy; not_token = -log(1 - p(token)), away from the members' token only
     "video_loss_negative": "uniform",
+    # positive control: the token a member's video positions are pushed to: one = the video token for every
+    # member; per_member = a distinct token per member (seeded), so a video that resembles several members
+    # gets a mix of their tokens (high entropy) instead of the one shared token
+    "video_loss_tokens": "one",
 }
 FULL: dict[str, Any] = {**DEFAULTS, "pretrain_epochs": 4, "epochs": 100}  # config/full.yaml
 # Tiny model sizes for vidsme.tiny.build_tiny in the embedded default.
@@ -91,6 +95,7 @@ class Example:
     video: str | None
     source: str  # video id (or text id) the example comes from
     video_target: str = ""  # positive control only: "low" | "high" entropy wanted at the video positions
+    video_goal: int = -1  # positive control, "low" only: the token pushed to (-1: the video token)
 
 
 def _cfg(cfg: dict[str, Any] | None) -> dict[str, Any]:
@@ -111,6 +116,8 @@ def _cfg(cfg: dict[str, Any] | None) -> dict[str, Any]:
     w = float(c["video_loss_weight"])
     if not math.isfinite(w) or w < 0:
         raise ValueError(f"train.video_loss_weight must be a finite number >= 0, got {c['video_loss_weight']!r}")
+    if c["video_loss_tokens"] not in ("one", "per_member"):
+        raise ValueError(f"train.video_loss_tokens must be 'one' or 'per_member', got {c['video_loss_tokens']!r}")
     if c["video_loss_negative"] not in VIDEO_LOSS_NEGATIVES:
         raise ValueError(f"train.video_loss_negative must be one of {VIDEO_LOSS_NEGATIVES}, "
                          f"got {c['video_loss_negative']!r}")
@@ -270,6 +277,7 @@ def _run_stage(model: Any, examples: list[Example], pixels: dict[str, torch.Tens
         from vidsme.models import video_token_id
 
         token_id = video_token_id(model, None)
+        goals = sorted({e.video_goal if e.video_goal >= 0 else token_id for e in examples if e.video_target == "low"})
     model.train()
     for epoch in range(epochs):
         t0, losses, weights, vlosses = time.time(), [], [], []
@@ -279,7 +287,7 @@ def _run_stage(model: Any, examples: list[Example], pixels: dict[str, torch.Tens
             inputs = collate(batch, pad_id, pixels, augment, g)
             if w_video:
                 loss, aloss, vloss = pc.batch_loss(model, inputs, [e.video_target for e in batch], w_video, token_id,
-                                                   str(c["video_loss_negative"]))
+                                                   str(c["video_loss_negative"]), [e.video_goal for e in batch], goals)
                 vlosses.append(float(vloss.detach()))
             else:
                 loss = aloss = model(**inputs).loss
@@ -419,7 +427,8 @@ class _Run:
             from vidsme.positive_control import video_loss_examples
 
             exs += video_loss_examples(self.loaded, members, control[0], _video_loss_frames(c), self.pixels,
-                                       control[1])
+                                       control[1], per_member=c["video_loss_tokens"] == "per_member",
+                                       seed=int(c["seed"]))
         if c["freeze_vision"]:
             for p in model.model.vision_tower.parameters():
                 p.requires_grad_(False)
