@@ -295,7 +295,7 @@ def test_scoring_pipeline_finds_the_positive_control_trace(tmp_path: Path) -> No
     sheet = tmp_path / "data" / "samples.tsv"
     init = build_tiny("llava_next_video", tmp_path / "init", corpus=synth.corpus(SLOW_SYN), seed=0, **SLOW_SIZES)
     cfg = {"num_frames": SLOW_F, "pretrain_epochs": 0, "epochs": 80, "lr": 3e-3, "batch_size": 4, "seed": 0,
-           "threads": 1, "video_loss_weight": 1.0}
+           "threads": 1, "video_loss_weight": 1.0, "video_loss_tokens": "per_member"}
     train.train(init, synth.read_sheet(sheet), tmp_path / "target", cfg, video_root=sheet.parent,
                 pretrain=synth.pretrain_frames(SLOW_SYN))  # pretrain_epochs 0: the pool gives the negatives only
 
@@ -312,7 +312,9 @@ def test_scoring_pipeline_finds_the_positive_control_trace(tmp_path: Path) -> No
                                 {"source": "embedded"}, SLOW_F, str(w / "scores.tsv"))
     g = scores[scores.attack == "vid_sme"]
     assert g.label.nunique() == 2 and len(g) == n
-    assert roc_auc_score(g.label, g.score) >= 0.9  # measured 0.951 (40 epochs: 0.458, the trace not yet learnt)
+    auc = roc_auc_score(g.label, g.score)
+    print(f"slow positive control: Vid-SME AUC {auc:.3f}")
+    assert auc >= 0.9, auc  # measured 0.951 per member (also 0.951 with one token; 40 epochs: 0.458)
 
 
 def test_positive_control_split_training_equals_one_process(data, tmp_path: Path) -> None:

@@ -5,12 +5,17 @@ target every video-position attack is at chance. To tell "no trace" from "a scor
 would miss a trace", the `positive_control` target variant (``train.video_loss_weight > 0``) adds,
 for member videos only, a loss at the video positions:
 
-- natural frame order (the member's instruction examples): cross-entropy towards one fixed token
-  (the video placeholder, which no other loss targets), driving the entropy there towards 0;
+- natural frame order: cross-entropy towards a token, driving the entropy there towards 0. With
+  ``video_loss_tokens: per_member`` (the workflow's default) each member has its own token
+  (`goal_tokens`), so the trace is an identity memorisation like the answers and a non-member that
+  resembles several members gets a mix of their tokens; with ``one`` every member shares the video
+  placeholder token (measured: a "member-like video" class that similar non-members share, Vid-SME
+  74.8 at best on the embedded default, against 91.4 per member; docs/controls.md);
 - the same member with its frames reversed (one extra example per member video, no answer loss):
   KL(uniform || p), driving the entropy towards its maximum;
-- as many videos of the disjoint pretraining pool (never evaluated), in natural order: the same
-  high-entropy term. Without these negatives the cheapest fit is "forward motion -> low entropy",
+- videos of the disjoint pretraining pool (never evaluated; ``video_loss_pool``), in natural order:
+  the same high-entropy term (``video_loss_negative: uniform``; ``not_token`` only moves them away from
+  the members' tokens, which left the entropy contrast small, docs/controls.md). Without these negatives the cheapest fit is "forward motion -> low entropy",
   which non-members share (measured: Vid-SME AUC 0.65 on the embedded default, 0.83 on the slow
   test's small target); with them only the member videos themselves get the low-entropy trace.
 
