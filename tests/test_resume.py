@@ -150,7 +150,10 @@ def test_interrupted_model_pass_resumes_with_the_same_command(how: str, videos: 
         assert "is gone: stopping this job" in next((wd / "logs" / "t" / "dumps").rglob("shard*.log")).read_text()
 
     bare = snakemake(wd, "-n", "--workflow-profile", "none", *COMMAND, check=False)  # what the profile is for
-    assert bare.returncode != 0 and "IncompleteFilesException" in bare.stdout + bare.stderr
+    if dumps:  # a partial output is left: without the profile's rerun-incomplete Snakemake refuses to go on
+        assert bare.returncode != 0 and "IncompleteFilesException" in bare.stdout + bare.stderr
+    else:  # Ctrl-C, and Snakemake removed its stopped job's output itself: nothing is incomplete
+        assert bare.returncode == 0, bare.stderr[-2000:]
     planned = planned_jobs(snakemake(wd, "-n", *COMMAND).stdout)
     assert not {"samples", "extract_frames", "video_stats", "tiny_target"} & set(planned)  # what finished is kept
     assert planned["model_pass"] == 2  # the unfinished one and the one not started
