@@ -8,14 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest_train import tiny_training_data
 from vidsme import frame_swap as fs
-from vidsme import synth, train
-
-SYN = {"n_eval": 8, "n_val": 0, "n_pretrain": 0, "size": 32, "n_frames": 8, "real_clips": False}
-SIZES = {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "num_kv_heads": 1, "intermediate_size": 64,
-         "vision_hidden_size": 16, "vision_layers": 1, "vision_heads": 1, "image_size": 16, "patch_size": 4,
-         "vocab_size": 400}
-
+from vidsme import train
 
 def test_derangement_has_no_fixed_point_and_is_seeded() -> None:
     for n in (2, 3, 10, 200):
@@ -42,15 +37,9 @@ def test_swapped_frames_per_condition() -> None:
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory):
     from vidsme.models import load_model
-    from vidsme.tiny import build_tiny
 
-    rows, frames = [], {}
-    for row, fr in synth.generate_frames(SYN):
-        rows.append(row)
-        frames[row["video_id"]] = fr
-    model_dir = build_tiny("llava_next_video", tmp_path_factory.mktemp("fs") / "m", corpus=synth.corpus(SYN), seed=0,
-                           **SIZES)
-    return load_model({"id": str(model_dir)}), train._check_samples(pd.DataFrame(rows)), frames
+    model_dir, df, frames = tiny_training_data(tmp_path_factory.mktemp("fs"), n_val=0, n_pretrain=0)
+    return load_model({"id": str(model_dir)}), train._check_samples(df), frames
 
 
 def test_frame_swap_rows_and_own_equals_memorisation(tiny) -> None:

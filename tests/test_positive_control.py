@@ -11,13 +11,10 @@ import pandas as pd
 import pytest
 import torch
 
+from conftest_train import SIZES, SYN, tiny_training_data
 from vidsme import positive_control as pc
 from vidsme import synth, train
 
-SYN = {"n_eval": 8, "n_val": 4, "n_pretrain": 4, "size": 32, "n_frames": 8, "real_clips": False}
-SIZES = {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "num_kv_heads": 1, "intermediate_size": 64,
-         "vision_hidden_size": 16, "vision_layers": 1, "vision_heads": 1, "image_size": 16, "patch_size": 4,
-         "vocab_size": 400}
 TCFG = {"num_frames": 4, "pretrain_epochs": 0, "epochs": 3, "lr": 3e-3, "batch_size": 4, "seed": 0, "threads": 1}
 # Instruction-tuning losses of the three epochs above, recorded with the code BEFORE the positive control
 # existed (commit 0bb5a65, this machine, 1 torch thread): the default path must reproduce them.
@@ -26,15 +23,7 @@ RECORDED_LOSSES = [5.915916919708252, 5.6575613212585445, 5.437087240219117]
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame, dict[str, np.ndarray]]:
-    from vidsme.tiny import build_tiny
-
-    root = tmp_path_factory.mktemp("pc")
-    rows, frames = [], {}
-    for row, fr in synth.generate_frames(SYN):
-        rows.append(row)
-        frames[row["video_id"]] = fr
-    model_dir = build_tiny("llava_next_video", root / "init", corpus=synth.corpus(SYN), seed=0, **SIZES)
-    return model_dir, pd.DataFrame(rows), frames
+    return tiny_training_data(tmp_path_factory.mktemp("pc"))
 
 
 def test_default_training_path_gives_the_recorded_losses(data, tmp_path: Path) -> None:

@@ -11,27 +11,15 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from conftest_train import SIZES, SYN, tiny_training_data
 from vidsme import synth, train
 
-SYN = {"n_eval": 8, "n_val": 4, "n_pretrain": 4, "size": 32, "n_frames": 8, "real_clips": False}
-SIZES = {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "num_kv_heads": 1, "intermediate_size": 64,
-         "vision_hidden_size": 16, "vision_layers": 1, "vision_heads": 1, "image_size": 16, "patch_size": 4,
-         "vocab_size": 400}
 TCFG = {"num_frames": 4, "pretrain_epochs": 1, "epochs": 3, "lr": 3e-3, "batch_size": 4, "seed": 0, "threads": 1}
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame, dict[str, np.ndarray]]:
-    from vidsme.tiny import build_tiny
-
-    root = tmp_path_factory.mktemp("train")
-    rows, frames = [], {}
-    for row, fr in synth.generate_frames(SYN):
-        rows.append(row)
-        frames[row["video_id"]] = fr
-    df = pd.DataFrame(rows)
-    model_dir = build_tiny("llava_next_video", root / "init", corpus=synth.corpus(SYN), seed=0, **SIZES)
-    return model_dir, df, frames
+    return tiny_training_data(tmp_path_factory.mktemp("train"))
 
 
 def _run(data, out: Path, **over) -> dict:
