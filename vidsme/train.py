@@ -70,9 +70,6 @@ DEFAULTS: dict[str, Any] = {
     # member; per_member = a distinct token per member (seeded), so a video that resembles several members
     # gets a mix of their tokens (high entropy) instead of the one shared token
     "video_loss_tokens": "one",
-    # positive control: 0 = the video-position batches share the answers' optimiser and lr; > 0 = they step
-    # their own AdamW at this lr (same schedule), so their gradients do not scale the answers' Adam steps
-    "video_loss_lr": 0.0,
 }
 FULL: dict[str, Any] = {**DEFAULTS, "pretrain_epochs": 4, "epochs": 100}  # config/full.yaml
 # Tiny model sizes for vidsme.tiny.build_tiny in the embedded default.
@@ -81,6 +78,7 @@ TINY_SIZES: dict[str, int] = {"hidden_size": 128, "num_layers": 4, "num_heads": 
                               "vision_heads": 2, "image_size": 32, "patch_size": 8, "vocab_size": 1000}
 AUGMENTS = ("none", "reverse", "shuffle")
 VIDEO_LOSS_NEGATIVES = ("uniform", "not_token")  # positive control: targets of its negative examples
+VIDEO_LOSS_TOKENS = ("one", "per_member")  # positive control: where its members' video positions go
 IGNORE = -100
 # Settings that shape the pretraining stage: variants that share them instruction-tune from one base target.
 PRETRAIN_KEYS = ("seed", "num_frames", "pretrain_epochs", "pretrain_lr", "batch_size", "weight_decay", "warmup",
@@ -119,11 +117,8 @@ def _cfg(cfg: dict[str, Any] | None) -> dict[str, Any]:
     w = float(c["video_loss_weight"])
     if not math.isfinite(w) or w < 0:
         raise ValueError(f"train.video_loss_weight must be a finite number >= 0, got {c['video_loss_weight']!r}")
-    vlr = float(c["video_loss_lr"])
-    if not math.isfinite(vlr) or vlr < 0:
-        raise ValueError(f"train.video_loss_lr must be a finite number >= 0, got {c['video_loss_lr']!r}")
-    if c["video_loss_tokens"] not in ("one", "per_member"):
-        raise ValueError(f"train.video_loss_tokens must be 'one' or 'per_member', got {c['video_loss_tokens']!r}")
+    if c["video_loss_tokens"] not in VIDEO_LOSS_TOKENS:
+        raise ValueError(f"train.video_loss_tokens must be one of {VIDEO_LOSS_TOKENS}, got {c['video_loss_tokens']!r}")
     if c["video_loss_negative"] not in VIDEO_LOSS_NEGATIVES:
         raise ValueError(f"train.video_loss_negative must be one of {VIDEO_LOSS_NEGATIVES}, "
                          f"got {c['video_loss_negative']!r}")
@@ -284,17 +279,12 @@ def _run_stage(model: Any, examples: list[Example], pixels: dict[str, torch.Tens
 
         token_id = video_token_id(model, None)
         goals = sorted({e.video_goal if e.video_goal >= 0 else token_id for e in examples if e.video_target == "low"})
-        vlr = float(c["video_loss_lr"])
-        opt_video = torch.optim.AdamW(params, lr=vlr, weight_decay=float(c["weight_decay"]), fused=True) if vlr else opt
     model.train()
     for epoch in range(epochs):
         t0, losses, weights, vlosses = time.time(), [], [], []
         for batch in (pc.batches(examples, bs, g) if w_video else _batches(examples, bs, g)):
-            o, base_lr = opt, lr
-            if w_video and batch[0].video_target and opt_video is not opt:
-                o, base_lr = opt_video, vlr  # pc.batches keeps video-position and answer examples apart
-            for grp in o.param_groups:
-                grp["lr"] = base_lr * _schedule(step, total, float(c["warmup"]))
+            for grp in opt.param_groups:
+                grp["lr"] = lr * _schedule(step, total, float(c["warmup"]))
             inputs = collate(batch, pad_id, pixels, augment, g)
             if w_video:
                 loss, aloss, vloss = pc.batch_loss(model, inputs, [e.video_target for e in batch], w_video, token_id,
@@ -302,10 +292,10 @@ def _run_stage(model: Any, examples: list[Example], pixels: dict[str, torch.Tens
                 vlosses.append(float(vloss.detach()))
             else:
                 loss = aloss = model(**inputs).loss
-            o.zero_grad(set_to_none=True)
+            opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
-            o.step()
+            opt.step()
             step += 1
             losses.append(float(aloss.detach()))  # the answer loss (= the loss when video_loss_weight is 0)
             weights.append(int((inputs["labels"] != IGNORE).sum()))
