@@ -73,7 +73,7 @@ def test_positive_control_table_states_the_untraced_members(tmp_path: Path) -> N
     controls.positive_control_table({"main": {"video": f}, "pc": {"video": f}}, {"pc": str(memo)}, 0.1,
                                     tmp_path / "t.md", tmp_path / "t.csv")
     md = (tmp_path / "t.md").read_text()
-    assert "`pc`: 12 of the 100 evaluation members carry no planted trace" in md and "AUC 94.0 at most" in md
+    assert "`pc`: 12 of the 100 evaluation members carry no planted trace" in md and "ranking like non-members, AUC 94.0;" in md
 
 
 def _shift_files(tmp_path: Path) -> dict:
