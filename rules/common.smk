@@ -298,8 +298,9 @@ def target_variants():
 
 
 def train_cfg(variant):
-    """Training settings of a target variant: the embedded training settings plus the variant's overrides."""
-    cfg = embedded_cfg("train")
+    """Training settings of a target variant: the embedded training settings plus the variant's overrides.
+    The seed is the experiment's `seed` unless the variant sets its own (a seed replicate)."""
+    cfg = dict(embedded_cfg("train"), seed=config["seed"])
     if variant == "main":
         return cfg
     if variant == "base" or variant.startswith("base_"):

@@ -41,7 +41,7 @@ rule pretrain_target:
         tiny=lambda w: embedded_cfg("tiny"),
         synth=lambda w: embedded_cfg("synth"),
         family=config["model"]["family"],
-        seed=config["seed"],
+        seed=lambda w: pretrain_cfg(w.base)["seed"],  # the experiment's, or a variant's own
     script:
         "../scripts/pretrain_target.py"
 
@@ -66,7 +66,7 @@ rule train_target:
         runtime=60,
     params:
         train=lambda w: train_cfg(w.variant),
-        seed=config["seed"],
+        seed=lambda w: train_cfg(w.variant)["seed"],  # the experiment's, or a variant's own
         synth=lambda w: embedded_cfg("synth"),  # the positive control's negatives: the pretraining pool
     script:
         "../scripts/train_target.py"

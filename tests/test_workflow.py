@@ -280,6 +280,33 @@ def test_embedded_plan_attacks_the_base_target(wd: Path) -> None:
     assert res.returncode != 0 and "base_x" in res.stdout + res.stderr
 
 
+def test_a_variant_seed_is_a_replicate_with_its_own_base(wd: Path) -> None:
+    """A variant's `seed` reaches its pretraining and tuning (its own base target, trained with that seed);
+    a seed in the embedded block, which the pipeline would ignore, is refused naming the key."""
+    from vidsme.embedded import settings
+
+    tiny = {"synth": {"n_eval": 4, "n_val": 0, "n_pretrain": 2, "size": 16, "n_frames": 4, "real_clips": False},
+            "tiny": {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "num_kv_heads": 1, "intermediate_size": 64,
+                     "vision_hidden_size": 16, "vision_layers": 1, "vision_heads": 1, "image_size": 16,
+                     "patch_size": 8, "vocab_size": 400},
+            "train": {"pretrain_epochs": 1, "epochs": 1, "num_frames": 2}}
+    cfg = {"embedded": tiny, "ablations": {"frames": [2], "variants": {"rep": {"seed": 1}}},
+           "frames": {"num_frames": 2}}
+    (wd / "rep.yaml").write_text(yaml.safe_dump(cfg))
+    bases = wd / "results" / "embedded" / "target"
+    snakemake(wd, "--cores", "2", f"{bases.relative_to(wd)}/base_rep/model", f"{bases.relative_to(wd)}/base/model",
+              "--configfile", "rep.yaml")
+    meta = {b: json.loads((bases / b / "model" / "vidsme_base.json").read_text()) for b in ("base", "base_rep")}
+    assert meta["base"]["seed"] == 0 and meta["base_rep"]["seed"] == 1
+    curves = {b: (bases / b / "train_log.tsv").read_text() for b in ("base", "base_rep")}
+    assert curves["base"] != curves["base_rep"]  # another init and pool, not the main base renamed
+    (wd / "bad.yaml").write_text(yaml.safe_dump({"embedded": {"train": {"seed": 1}}}))
+    res = snakemake(wd, "-n", "--configfile", "bad.yaml", check=False)
+    assert res.returncode != 0 and "embedded.train.seed" in res.stdout + res.stderr
+    with pytest.raises(KeyError, match="embedded.synth.seed"):
+        settings({"synth": {"seed": 2}}, "synth")
+
+
 def test_full_config_plans_the_larger_experiment_in_its_own_folders(wd: Path) -> None:
     """config/full.yaml is the package's FULL settings; its data and results do not touch the default's."""
     from vidsme import synth, train

@@ -42,5 +42,8 @@ def settings(embedded: dict[str, Any], section: str) -> dict[str, Any]:
     if unknown:
         key = sorted(unknown)[0]
         raise KeyError(f"config key embedded.{section}.{key}: unknown (known: {', '.join(sorted(defaults))})")
+    if "seed" in given:  # the pipeline passes the experiment's seed; a second one here would be ignored
+        raise KeyError(f"config key embedded.{section}.seed: the seed is the top-level `seed` "
+                       "(a target variant may set its own `seed` for a replicate)")
     defaults.update(given)
     return defaults
