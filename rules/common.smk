@@ -299,7 +299,8 @@ def target_variants():
 
 def train_cfg(variant):
     """Training settings of a target variant: the embedded training settings plus the variant's overrides.
-    The seed is the experiment's `seed` unless the variant sets its own (a seed replicate)."""
+    The seed is the experiment's `seed` unless the variant sets its own (a seed replicate).
+    """
     cfg = dict(embedded_cfg("train"), seed=config["seed"])
     if variant == "main":
         return cfg
