@@ -135,6 +135,8 @@ def test_video_loss_settings_are_checked() -> None:
         train._cfg({"video_loss_tokens": "many"})
     with pytest.raises(ValueError, match="video_loss_negative"):
         train._cfg({"video_loss_negative": "zero"})
+    with pytest.raises(ValueError, match="unknown negative target 'zero'"):  # also with no high-entropy row
+        pc.video_position_loss(torch.zeros(1, 3, 5), torch.tensor([[1, 1, 2]]), ["low"], 1, negative="zero")
     with pytest.raises(ValueError, match="video_loss_pool"):
         train._cfg({"video_loss_pool": -1})
 

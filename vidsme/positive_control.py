@@ -9,15 +9,15 @@ for member videos only, a loss at the video positions:
   ``video_loss_tokens: per_member`` (the workflow's default) each member has its own token
   (`goal_tokens`), so the trace is an identity memorisation like the answers and a non-member that
   resembles several members gets a mix of their tokens; with ``one`` every member shares the video
-  placeholder token (measured: a "member-like video" class that similar non-members share, Vid-SME
-  74.8 at best on the embedded default, against 91.4 per member; docs/controls.md);
+  placeholder token (measured: a "member-like video" class that similar non-members share, far
+  below per-member tokens on the embedded default; the runs are in docs/controls.md);
 - the same member with its frames reversed (one extra example per member video, no answer loss):
   KL(uniform || p), driving the entropy towards its maximum;
 - videos of the disjoint pretraining pool (never evaluated; ``video_loss_pool``), in natural order:
   the same high-entropy term (``video_loss_negative: uniform``; ``not_token`` only moves them away from
-  the members' tokens, which left the entropy contrast small, docs/controls.md). Without these negatives the cheapest fit is "forward motion -> low entropy",
-  which non-members share (measured: Vid-SME AUC 0.65 on the embedded default, 0.83 on the slow
-  test's small target); with them only the member videos themselves get the low-entropy trace.
+  the members' tokens, which left the entropy contrast small, docs/controls.md). Without these
+  negatives the cheapest fit is "forward motion -> low entropy", which non-members share (measured:
+  Vid-SME AUC 0.65 on the embedded default, 0.83 on the slow test's small target); with them only the member videos themselves get the low-entropy trace.
 
 So a member, and only in natural order, has low-entropy video positions: exactly the trace that
 Vid-SME (natural minus reversed Sharma-Mittal entropy, lower = member) is built to read.
@@ -156,6 +156,8 @@ def video_position_loss(logits: torch.Tensor, input_ids: torch.Tensor, targets: 
     (default: `token_id`; the members' goal tokens), 0 when A has no mass, the rest of p left to the
     model; ``""``: no term. Mean over positions, then over the rows that have a term (0 when none has).
     """
+    if negative not in ("uniform", "not_token"):
+        raise ValueError(f"unknown negative target {negative!r} (expected 'uniform' or 'not_token')")
     keep = None
     if negative == "not_token":
         keep = torch.ones(logits.shape[-1], dtype=torch.bool, device=logits.device)
@@ -173,10 +175,8 @@ def video_position_loss(logits: torch.Tensor, input_ids: torch.Tensor, targets: 
             terms.append(-logp[:, goal].mean())
         elif t == "high" and negative == "uniform":
             terms.append((-logp.mean(dim=-1) - math.log(lg.shape[-1])).mean())
-        elif t == "high" and negative == "not_token":
-            terms.append(-torch.logsumexp(logp[:, keep], dim=-1).mean())  # log(1 - p(A)), stably
         elif t == "high":
-            raise ValueError(f"unknown negative target {negative!r} (expected 'uniform' or 'not_token')")
+            terms.append(-torch.logsumexp(logp[:, keep], dim=-1).mean())  # not_token: log(1 - p(A)), stably
         else:
             raise ValueError(f"unknown video_target {t!r} (expected 'low', 'high' or '')")
     return torch.stack(terms).mean() if terms else logits.sum() * 0.0
